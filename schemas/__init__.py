@@ -1,0 +1,40 @@
+"""The canonical model: the language every adapter and the gateway speak. Imports nothing of ours."""
+
+from schemas.envelope import SCHEMA_VERSION, Classification, Envelope, EventPayload, event_types, payload_model
+from schemas.errors import describe_validation_error
+from schemas.events import (
+    ApprovalDecided,
+    ApprovalItem,
+    Certificate,
+    Commitment,
+    CommitmentMode,
+    DecisionResult,
+    SuperviseObject,
+    SupervisionTaskCreated,
+)
+from schemas.identifiers import USCC, RegionCode, ResidentID
+from schemas.parties import IdType, Party, PartyKind
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "USCC",
+    "ApprovalDecided",
+    "ApprovalItem",
+    "Certificate",
+    "Classification",
+    "Commitment",
+    "CommitmentMode",
+    "DecisionResult",
+    "Envelope",
+    "EventPayload",
+    "IdType",
+    "Party",
+    "PartyKind",
+    "RegionCode",
+    "ResidentID",
+    "SuperviseObject",
+    "SupervisionTaskCreated",
+    "describe_validation_error",
+    "event_types",
+    "payload_model",
+]

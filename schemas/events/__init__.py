@@ -1,0 +1,22 @@
+"""Event payload models, one module per family. Importing this package registers every event type."""
+
+from schemas.events.approval import (
+    ApprovalDecided,
+    ApprovalItem,
+    Certificate,
+    Commitment,
+    CommitmentMode,
+    DecisionResult,
+)
+from schemas.events.supervision import SuperviseObject, SupervisionTaskCreated
+
+__all__ = [
+    "ApprovalDecided",
+    "ApprovalItem",
+    "Certificate",
+    "Commitment",
+    "CommitmentMode",
+    "DecisionResult",
+    "SuperviseObject",
+    "SupervisionTaskCreated",
+]
