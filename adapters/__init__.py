@@ -1,0 +1,37 @@
+"""Platform adapters and the SDK they are written with (protocol, error taxonomy, registry)."""
+
+from adapters.base import (
+    Adapter,
+    Capabilities,
+    DeliveryReceipt,
+    DestinationAdapter,
+    Direction,
+    PollPage,
+    RawRecord,
+    SourceAdapter,
+)
+from adapters.errors import (
+    AdapterError,
+    DecodeError,
+    OutcomeUnknownError,
+    PermanentError,
+    RetryableError,
+    classify_transport_error,
+)
+
+__all__ = [
+    "Adapter",
+    "AdapterError",
+    "Capabilities",
+    "DecodeError",
+    "DeliveryReceipt",
+    "DestinationAdapter",
+    "Direction",
+    "OutcomeUnknownError",
+    "PermanentError",
+    "PollPage",
+    "RawRecord",
+    "RetryableError",
+    "SourceAdapter",
+    "classify_transport_error",
+]
