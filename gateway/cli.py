@@ -1,0 +1,214 @@
+"""The ``shenguan`` command line.
+
+Every command that prints a report takes ``--json``; errors go to stderr with a non-zero exit code and a
+sentence that says what to fix, never a traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from gateway.config import Config, ConfigError, load_config
+from gateway.logging import configure_logging
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="shenguan",
+    help="审管联动 integration gateway: relays approval and supervision records exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+adapters_app = typer.Typer(help="Installed adapters.", no_args_is_help=True)
+app.add_typer(adapters_app, name="adapters")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="store path or URL (overrides gateway.db)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _load(config: Path | None, db: str | None) -> Config:
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if db is not None:
+        cfg.gateway.db = db
+    return cfg
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    listen: Annotated[str | None, typer.Option(help="host:port of the HTTP side")] = None,
+) -> None:
+    """Run pollers, relay and the HTTP side until SIGTERM (graceful) — or SIGKILL (recovered at restart)."""
+    cfg = _load(config, db)
+    if listen is not None:
+        cfg.gateway.listen = listen
+    configure_logging("json" if cfg.gateway.log_format == "auto" else cfg.gateway.log_format, cfg.gateway.log_level)
+    try:
+        code = asyncio.run(_serve(cfg))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+async def _serve(cfg: Config) -> int:
+    import structlog
+
+    from gateway.http import EmbeddedServer, create_app, parse_listen
+    from gateway.runtime import Gateway
+    from gateway.store.sqlite import StoreLockedError
+
+    log = structlog.get_logger("shenguan.serve")
+    try:
+        host, port = parse_listen(cfg.gateway.listen)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    gateway = Gateway(cfg)
+    try:
+        await gateway.start()
+    except StoreLockedError as exc:
+        raise ConfigError(str(exc)) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = EmbeddedServer(
+        uvicorn.Config(create_app(gateway), host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    )
+    server_task = asyncio.create_task(server.serve(), name="http")
+    log.info("serve.listening", url=f"http://{host}:{port}", db=cfg.gateway.db)
+    code = 0
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+        if (err := gateway.failed_task()) is not None:
+            log.error("serve.failed", error=repr(err))
+            code = 1
+            break
+        if server_task.done():
+            log.error("serve.http_failed", error=repr(server_task.exception()) if not server_task.cancelled() else None)
+            code = 1
+            break
+    log.info("serve.stopping")
+    server.should_exit = True
+    await asyncio.gather(server_task, return_exceptions=True)
+    await gateway.stop()
+    return code
+
+
+@app.command()
+def status(config: ConfigOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
+    """Counts of messages and deliveries by state."""
+    cfg = _load(config, db)
+    counts = asyncio.run(_status(cfg))
+    if json_:
+        typer.echo(json.dumps(counts, ensure_ascii=False))
+        return
+    typer.echo(f"messages              {counts['messages']}")
+    typer.echo(f"rejected              {counts['rejected']}")
+    typer.echo(f"duplicates suppressed {counts['duplicates_suppressed']}")
+    typer.echo(f"unrouted              {counts['unrouted']}")
+    typer.echo("deliveries:")
+    deliveries: dict[str, int] = counts["deliveries"]  # type: ignore[assignment]
+    for state, n in deliveries.items():
+        typer.echo(f"  {state:<16} {n}")
+
+
+async def _status(cfg: Config) -> dict[str, Any]:
+    from gateway.store import open_store
+    from gateway.store.sqlite import SQLiteStore
+
+    store = open_store(cfg.gateway.db)
+    if isinstance(store, SQLiteStore):
+        if not store.path.exists():
+            raise _fail(f"no store at {store.path} (wrong --db or --config?)")
+        await store.open(exclusive=False)
+    else:
+        await store.open()
+    try:
+        return await store.status()
+    finally:
+        await store.close()
+
+
+@app.command()
+def demo(
+    count: Annotated[int, typer.Option(help="distinct approvals to generate")] = 300,
+    seed: Annotated[int, typer.Option(help="generator and fault seed")] = 7,
+    json_: JsonOpt = False,
+) -> None:
+    """Run the closed loop in one process against in-process mocks with a temporary database."""
+    from gateway.demo import render_summary, run_demo
+
+    configure_logging("console", "warning")
+    summary = asyncio.run(run_demo(count=count, seed=seed))
+    typer.echo(json.dumps(summary, ensure_ascii=False) if json_ else render_summary(summary))
+    raise typer.Exit(0 if summary["ok"] else 1)
+
+
+@adapters_app.command("list")
+def adapters_list(json_: JsonOpt = False) -> None:
+    """Installed adapters: name, version, direction, event types, where each comes from."""
+    from adapters.registry import available
+
+    rows = []
+    for item in available():
+        row: dict[str, Any] = {"name": item.name, "origin": item.origin}
+        if item.adapter is not None:
+            caps = item.adapter.capabilities
+            row |= {
+                "version": item.adapter.version,
+                "direction": caps.direction.value,
+                "event_types": list(caps.event_types),
+            }
+        else:
+            row["error"] = item.error
+        rows.append(row)
+    if json_:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        if "error" in row:
+            typer.echo(f"{row['name']:<12} BROKEN  {row['error']}  ({row['origin']})")
+        else:
+            types = ", ".join(row["event_types"])
+            typer.echo(f"{row['name']:<12} {row['version']:<8} {row['direction']:<12} {types}  ({row['origin']})")
+
+
+def _attach_mocks() -> None:
+    try:
+        from mock_platforms.cli import app as mocks_app
+    except ImportError as exc:  # the mocks are part of the distribution; say so if they are broken
+        mocks_app = typer.Typer(help=f"Mock platforms (unavailable: {exc}).")
+    app.add_typer(mocks_app, name="mocks", help="Mock platforms with fault injection, for tests and demos.")
+
+
+_attach_mocks()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

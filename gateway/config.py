@@ -1,0 +1,139 @@
+"""Configuration: one TOML file, overridable from the environment.
+
+Sources and destinations are named sections whose ``adapter`` key names an installed adapter (entry
+point of ``shenguan.adapters``). Keys the gateway owns (polling, concurrency, retry budget, breaker)
+are read here; every other key of the section is handed to the adapter's ``from_config`` untouched,
+so an adapter can grow options without the gateway knowing them.
+
+Environment overrides: ``SHENGUAN__<SECTION>__<NAME>__<KEY>=value`` (double underscores separate the
+path, case-insensitive), e.g. ``SHENGUAN__DESTINATIONS__HLWJG__CLIENT_SECRET=...``;
+``SHENGUAN_DB`` overrides ``gateway.db``. Values are read as TOML literals when they parse as one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["Config", "ConfigError", "DestinationConfig", "GatewaySettings", "RouteConfig", "SourceConfig", "load_config"]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    adapter: str = Field(min_length=1, description="entry-point name of the adapter")
+
+    def adapter_options(self) -> dict[str, Any]:
+        """The keys the gateway does not own: passed to the adapter as is."""
+        return dict(self.model_extra or {})
+
+
+class SourceConfig(_Section):
+    poll_interval_s: float = Field(default=2.0, gt=0)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    error_backoff_max_s: float = Field(default=30.0, gt=0)
+
+
+class DestinationConfig(_Section):
+    concurrency: int = Field(default=8, ge=1, le=256)
+    max_attempts: int = Field(default=12, ge=1, description="retry budget; past it a delivery is dead")
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    backoff_jitter_s: float = Field(default=1.0, ge=0)
+    breaker_failures: int = Field(default=20, ge=1, description="consecutive failures that open the breaker")
+    breaker_cooldown_s: float = Field(default=15.0, gt=0)
+    lease_s: float = Field(default=120.0, gt=0, description="how long an attempt may hold its delivery")
+
+
+class RouteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, description="event type, e.g. approval.decided")
+    destinations: list[str] = Field(min_length=1)
+    channel: Literal["platform", "paper"] = "platform"
+
+
+class GatewaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    db: str = "shenguan.db"
+    listen: str = "127.0.0.1:8780"
+    instance_id: str | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gateway: GatewaySettings = GatewaySettings()
+    sources: dict[str, SourceConfig] = {}
+    destinations: dict[str, DestinationConfig] = {}
+    routes: list[RouteConfig] = []
+
+    @model_validator(mode="after")
+    def _routes_name_destinations(self) -> Config:
+        for i, route in enumerate(self.routes):
+            for dest in route.destinations:
+                if dest not in self.destinations and route.channel != "paper":
+                    known = ", ".join(sorted(self.destinations)) or "none"
+                    raise ValueError(f"routes[{i}] ({route.type}) names destination {dest!r}, not configured (known: {known})")
+        return self
+
+
+def _literal(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``SHENGUAN__A__B__C`` overrides onto the parsed TOML document (in place, returned)."""
+    if db := environ.get("SHENGUAN_DB"):
+        raw.setdefault("gateway", {})["db"] = db
+    for key, value in environ.items():
+        if not key.startswith("SHENGUAN__"):
+            continue
+        path = [p.lower() for p in key.removeprefix("SHENGUAN__").split("__") if p]
+        if not path:
+            continue
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: {part} is not a table in the configuration")
+        node[path[-1]] = _literal(value)
+    return raw
+
+
+def load_config(path: str | os.PathLike[str] | None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override from the environment and validate; ``ConfigError`` with the key path on failure."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    apply_env(raw, os.environ if environ is None else environ)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

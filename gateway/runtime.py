@@ -1,0 +1,154 @@
+"""The gateway runtime: builds adapters from config, recovers, then runs pollers and the relay.
+
+Order matters and is enforced here: the store opens, leases left by a previous process are
+recovered, and only then do relay workers start — a sender racing recovery is how other engines
+produced duplicates after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from typing import Any
+
+import structlog
+
+from adapters import DestinationAdapter, Direction, SourceAdapter
+from adapters.registry import load
+from gateway.config import Config, ConfigError
+from gateway.poller import SourcePoller
+from gateway.relay import Destination, Relay
+from gateway.routing import ConfigRouter
+from gateway.store import Store, open_store
+from gateway.store.sqlite import SQLiteStore
+
+__all__ = ["Gateway"]
+
+log = structlog.get_logger("shenguan.runtime")
+
+
+def _build(kind: str, name: str, adapter_name: str, options: dict[str, Any]) -> Any:
+    cls = load(adapter_name)
+    direction = cls.capabilities.direction
+    wanted = Direction.source if kind == "sources" else Direction.destination
+    if direction not in (wanted, Direction.both):
+        raise ConfigError(f"{kind}.{name}: adapter {adapter_name!r} is a {direction.value} adapter, not a {wanted.value}")
+    try:
+        return cls.from_config(name, options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{kind}.{name} ({adapter_name}): {exc}") from None
+
+
+class Gateway:
+    """One gateway instance: store, sources, destinations, relay."""
+
+    def __init__(self, config: Config, *, store: Store | None = None) -> None:
+        self.config = config
+        self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.store: Store = store or _store_for(config)
+        self.router = ConfigRouter(config.routes)
+        self.sources: dict[str, SourceAdapter] = {}
+        self.destinations: dict[str, DestinationAdapter] = {}
+        self.pollers: list[SourcePoller] = []
+        self.relay: Relay | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Open the store, recover, build adapters, start relay and pollers (in that order)."""
+        await self.store.open()
+        try:
+            for name, sc in self.config.sources.items():
+                self.sources[name] = _build("sources", name, sc.adapter, sc.adapter_options())
+            for name, dc in self.config.destinations.items():
+                self.destinations[name] = _build("destinations", name, dc.adapter, dc.adapter_options())
+        except BaseException:
+            await self._close_adapters()
+            await self.store.close()
+            raise
+        self.relay = Relay(
+            self.store,
+            {n: Destination(n, a, self.config.destinations[n]) for n, a in self.destinations.items()},
+            owner=self.instance_id,
+        )
+        await self.relay.recover()
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+        for name, adapter in self.sources.items():
+            poller = SourcePoller(
+                name,
+                adapter,
+                self.config.sources[name],
+                self.store,
+                self.router,
+                on_ingested=lambda _r: self.relay.wake() if self.relay else None,
+            )
+            self.pollers.append(poller)
+            self._tasks.append(asyncio.create_task(poller.run(), name=f"poller-{name}"))
+        log.info(
+            "gateway.started",
+            instance=self.instance_id,
+            sources=sorted(self.sources),
+            destinations=sorted(self.destinations),
+        )
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Graceful stop: stop polling and leasing, let in-flight attempts finish within the grace time."""
+        grace = self.config.gateway.shutdown_grace_s if grace_s is None else grace_s
+        for poller in self.pollers:
+            poller.stop()
+        if self.relay:
+            self.relay.stop()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            if pending and self.relay:
+                log.warning("gateway.stop_timeout", unfinished=len(pending))
+                await self.relay.abort()
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("gateway.task_failed", task=task.get_name(), error=repr(task.exception()))
+        self._tasks.clear()
+        await self._close_adapters()
+        await self.store.close()
+        log.info("gateway.stopped", instance=self.instance_id)
+
+    async def _close_adapters(self) -> None:
+        for adapter in [*self.sources.values(), *self.destinations.values()]:
+            with contextlib.suppress(Exception):
+                await adapter.aclose()
+
+    def failed_task(self) -> BaseException | None:
+        """The exception of a runtime task that died (the gateway should then exit non-zero)."""
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return task.exception()
+        return None
+
+    async def idle(self) -> bool:
+        """Every source caught up and no delivery still moving on its own."""
+        return all(p.caught_up for p in self.pollers) and await self.store.open_deliveries() == 0
+
+    async def wait_idle(self, *, timeout_s: float, poll_s: float = 0.2) -> bool:
+        """Wait until ``idle()`` holds twice in a row (or the timeout passes); returns whether it did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        streak = 0
+        while loop.time() < deadline:
+            if (err := self.failed_task()) is not None:
+                raise RuntimeError(f"gateway task failed: {err!r}") from err
+            streak = streak + 1 if await self.idle() else 0
+            if streak >= 2:
+                return True
+            await asyncio.sleep(poll_s)
+        return False
+
+
+def _store_for(config: Config) -> Store:
+    store = open_store(config.gateway.db)
+    if isinstance(store, SQLiteStore):
+        store = SQLiteStore(store.path, synchronous=config.gateway.sqlite_synchronous)
+    return store

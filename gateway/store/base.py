@@ -1,0 +1,169 @@
+"""The store interface: everything the gateway keeps, behind one protocol.
+
+SQLite serves one process (a city); PostgreSQL will serve several instances. Both implement this
+protocol and pass the same test suite. Each method is one transaction — that is the unit of
+durability the gateway reasons about:
+
+- ``ingest_page``: messages, dedup ledger, outbox deliveries, rejected input *and* the source cursor,
+  atomically. A page is either entirely stored with its cursor or not at all, so a crash re-reads it,
+  and the ledger turns the re-read into suppressed duplicates.
+- ``lease_due``: due deliveries become ``in_flight`` under this instance's lease.
+- ``complete``: many attempts' outcomes in one commit (group commit), each guarded by its lease.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from schemas import Envelope
+
+__all__ = [
+    "OPEN_STATES",
+    "TERMINAL_STATES",
+    "DeliveryState",
+    "IngestResult",
+    "LeasedDelivery",
+    "Outcome",
+    "Rejection",
+    "Route",
+    "Router",
+    "Store",
+    "idempotency_key",
+]
+
+
+class DeliveryState(StrEnum):
+    """States of one (message, destination) delivery (DESIGN §2.3)."""
+
+    pending = "pending"
+    in_flight = "in_flight"
+    retry_wait = "retry_wait"
+    delivered = "delivered"
+    dead = "dead"  # permanent error: kept for an operator
+    uncertain = "uncertain"  # sent, outcome unknown, cannot be checked: an operator decides
+    paper_pending = "paper_pending"
+    paper_delivered = "paper_delivered"
+
+
+TERMINAL_STATES = frozenset({DeliveryState.delivered, DeliveryState.dead, DeliveryState.paper_delivered})
+OPEN_STATES = frozenset({DeliveryState.pending, DeliveryState.in_flight, DeliveryState.retry_wait})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one message goes: a destination name and the channel (``platform`` or ``paper``)."""
+
+    destination: str
+    channel: str = "platform"
+
+
+Router = Callable[[Envelope], Sequence[Route]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Native input that could not become a canonical message, kept with its reason."""
+
+    source: str
+    reason: str
+    raw: str
+    position: str | None = None
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0  # new facts and revisions stored for relay
+    revisions: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    rejected: int = 0
+    unrouted: int = 0
+    message_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedDelivery:
+    """A delivery this instance holds the lease of, with what is needed to attempt it."""
+
+    id: int
+    message_id: str
+    destination: str
+    idempotency_key: str
+    attempts: int  # including the one about to be made
+    verify_first: bool  # ask the receiver's status before sending (the last outcome was unknown)
+    envelope_json: str
+
+    def envelope(self) -> Envelope:
+        return Envelope.model_validate_json(self.envelope_json)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one attempt, to be recorded under the lease it was made with."""
+
+    delivery_id: int
+    state: DeliveryState
+    error: str | None = None
+    error_kind: str | None = None
+    remote_id: str | None = None
+    next_attempt_at: float | None = None
+    verify_first: bool = False
+    started_at: float | None = None
+
+
+class Store(Protocol):
+    """What the gateway needs from persistence. All methods are coroutines; each is one transaction."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get_cursor(self, source: str) -> str | None: ...
+
+    async def ingest_page(
+        self,
+        source: str,
+        envelopes: Sequence[Envelope],
+        rejections: Sequence[Rejection],
+        cursor: str | None,
+        router: Router,
+    ) -> IngestResult:
+        """Dedup, store and route ``envelopes``, store ``rejections`` and advance the cursor, atomically."""
+        ...
+
+    async def recover(self, *, owner: str, verify: Sequence[str], uncertain: Sequence[str]) -> int:
+        """Release leases that can no longer be honoured (all of them when this store has one owner).
+
+        Destinations in ``uncertain`` (not idempotent, no status query) go to ``uncertain``; the rest
+        return to ``pending``, with a status query first for those in ``verify``. Returns the count.
+        """
+        ...
+
+    async def lease_due(self, *, owner: str, destination: str, limit: int, lease_s: float) -> list[LeasedDelivery]:
+        ...
+
+    async def complete(self, owner: str, outcomes: Sequence[Outcome]) -> int:
+        """Record outcomes of attempts made under ``owner``'s lease; returns how many were applied."""
+        ...
+
+    async def status(self) -> dict[str, object]:
+        """Counts by state, in the shape of ``shenguan status --json`` (DESIGN §4)."""
+        ...
+
+    async def open_deliveries(self) -> int:
+        """Deliveries still expected to move on their own (pending, in_flight, retry_wait)."""
+        ...
+
+
+def idempotency_key(destination: str, envelope: Envelope) -> str:
+    """The deterministic key of delivering one version of one fact to one destination.
+
+    Derived from the fact (type, business key) and its revision rather than the message id, so a
+    fact that reaches the gateway twice by different paths still carries one key to the receiver.
+    """
+    text = "\x1f".join((destination, envelope.type, envelope.business_key, str(envelope.revision)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]

@@ -1,0 +1,442 @@
+"""SQLite store (WAL): one gateway process per database file.
+
+All SQL runs on one dedicated thread that owns the connection; each public coroutine hands one
+function to that thread and that function is one transaction. This keeps the event loop free, makes
+every store operation atomic, and lets the relay group many outcomes into one commit.
+
+One process per file is enforced with an exclusive lock on ``<db>.lock``: the recovery step at
+start-up releases *every* in-flight lease, which is only right when no other process holds any.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import functools
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.dedup import LedgerEntry, decide
+from gateway.store.base import (
+    DeliveryState,
+    IngestResult,
+    LeasedDelivery,
+    Outcome,
+    Rejection,
+    Router,
+    idempotency_key,
+)
+from schemas import Classification, Envelope
+
+__all__ = ["SCHEMA", "SQLiteStore", "StoreLockedError"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    business_key TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    classification TEXT NOT NULL,
+    region TEXT,
+    correlation_id TEXT NOT NULL,
+    business_time TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    routed INTEGER NOT NULL,
+    envelope TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_fact ON messages (type, business_key);
+CREATE INDEX IF NOT EXISTS messages_correlation ON messages (correlation_id);
+CREATE INDEX IF NOT EXISTS messages_unrouted ON messages (routed) WHERE routed = 0;
+CREATE TABLE IF NOT EXISTS ledger (
+    type TEXT NOT NULL,
+    business_key TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    business_time TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (type, business_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS suppressions (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    business_key TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    source TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    original_message_id TEXT,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS suppressions_fact ON suppressions (type, business_key);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL REFERENCES messages (id),
+    destination TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    fact_key TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    verify_first INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_error_kind TEXT,
+    remote_id TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (destination, state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_fact ON deliveries (destination, fact_key, revision);
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state);
+CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    delivery_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at REAL,
+    finished_at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error_kind TEXT,
+    error TEXT,
+    PRIMARY KEY (delivery_id, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    position TEXT,
+    reason TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    source TEXT PRIMARY KEY,
+    cursor TEXT,
+    updated_at REAL NOT NULL
+);
+"""
+
+_OPEN = ("pending", "in_flight", "retry_wait")
+
+
+class StoreLockedError(RuntimeError):
+    """Another process has this SQLite database open for serving."""
+
+
+class SQLiteStore:
+    """The default store: one file, WAL journal, ``synchronous=FULL`` unless told otherwise."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: str = "FULL", clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._clock = clock
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _tx(self, fn: Callable[..., T], *args: Any) -> T:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn, *args)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("store is not open")
+        return self._conn
+
+    async def open(self, *, exclusive: bool = True) -> None:
+        """Open (creating the schema if needed). ``exclusive`` takes the one-process lock."""
+        if self._executor is not None:
+            return
+        if exclusive:
+            self._take_lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shenguan-sqlite")
+        await self._run(self._open_sync)
+
+    def _take_lock(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLockedError(
+                f"{self.path} is in use by another shenguan process; one process serves an SQLite store "
+                "(use PostgreSQL for several instances)"
+            ) from None
+        self._lock_fd = fd
+
+    def _open_sync(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        await self._run(self._close_sync)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- sources ----------------------------------------------------------------------------------
+
+    async def get_cursor(self, source: str) -> str | None:
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT cursor FROM cursors WHERE source = ?", (source,)).fetchone()
+            return row[0] if row else None
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def ingest_page(
+        self,
+        source: str,
+        envelopes: Sequence[Envelope],
+        rejections: Sequence[Rejection],
+        cursor: str | None,
+        router: Router,
+    ) -> IngestResult:
+        return await self._run(self._tx, self._ingest, source, envelopes, rejections, cursor, router)
+
+    def _ingest(
+        self,
+        conn: sqlite3.Connection,
+        source: str,
+        envelopes: Sequence[Envelope],
+        rejections: Sequence[Rejection],
+        cursor: str | None,
+        router: Router,
+    ) -> IngestResult:
+        now = self._clock()
+        result = IngestResult()
+        for env in envelopes:
+            row = conn.execute(
+                "SELECT revision, content_hash, business_time, message_id FROM ledger WHERE type = ? AND business_key = ?",
+                (env.type, env.business_key),
+            ).fetchone()
+            entry = LedgerEntry(row[0], row[1], _parse_time(row[2]), row[3]) if row else None
+            decision = decide(entry, revision=env.revision, content_hash=env.content_hash, business_time=env.time)
+            if not decision.relay:
+                conn.execute(
+                    "INSERT INTO suppressions (message_id, type, business_key, revision, content_hash, source, "
+                    "verdict, original_message_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (env.id, env.type, env.business_key, env.revision, env.content_hash, env.source,
+                     decision.verdict.value, decision.original_message_id, now),
+                )
+                if decision.verdict == "duplicate":
+                    result.duplicates += 1
+                else:
+                    result.stale += 1
+                continue
+            if decision.revision != env.revision:
+                env = env.model_copy(update={"revision": decision.revision})
+            routes = list(router(env))
+            conn.execute(
+                "INSERT INTO messages (id, type, source, business_key, revision, content_hash, classification, region, "
+                "correlation_id, business_time, received_at, routed, envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (env.id, env.type, env.source, env.business_key, env.revision, env.content_hash,
+                 env.classification.value, env.region, env.correlation_id, env.time.isoformat(), now,
+                 1 if routes else 0, env.model_dump_json()),
+            )
+            conn.execute(
+                "INSERT INTO ledger (type, business_key, revision, content_hash, business_time, message_id, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, business_key) DO UPDATE SET revision = excluded.revision, "
+                "content_hash = excluded.content_hash, business_time = excluded.business_time, "
+                "message_id = excluded.message_id, updated_at = excluded.updated_at",
+                (env.type, env.business_key, env.revision, env.content_hash, env.time.isoformat(), env.id, now),
+            )
+            self._insert_deliveries(conn, env, routes, now)
+            result.accepted += 1
+            result.revisions += decision.verdict == "revision"
+            result.unrouted += not routes
+            result.message_ids.append(env.id)
+        for rej in rejections:
+            conn.execute(
+                "INSERT INTO rejected (source, position, reason, raw, received_at) VALUES (?, ?, ?, ?, ?)",
+                (rej.source, rej.position, rej.reason, rej.raw, now),
+            )
+        result.rejected = len(rejections)
+        if cursor is not None:
+            conn.execute(
+                "INSERT INTO cursors (source, cursor, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                (source, cursor, now),
+            )
+        return result
+
+    @staticmethod
+    def _insert_deliveries(conn: sqlite3.Connection, env: Envelope, routes: Sequence[Any], now: float) -> None:
+        fact_key = f"{env.type}|{env.business_key}"
+        for route in routes:
+            paper = route.channel == "paper" or env.classification == Classification.secret
+            state = DeliveryState.paper_pending if paper else DeliveryState.pending
+            conn.execute(
+                "INSERT INTO deliveries (message_id, destination, channel, fact_key, revision, idempotency_key, state, "
+                "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (idempotency_key) DO NOTHING",
+                (env.id, route.destination, "paper" if paper else route.channel, fact_key, env.revision,
+                 idempotency_key(route.destination, env), state.value, now, now, now),
+            )
+
+    # -- relay ------------------------------------------------------------------------------------
+
+    async def recover(self, *, owner: str, verify: Sequence[str], uncertain: Sequence[str]) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            now = self._clock()
+            marks = ",".join("?" * len(uncertain)) or "NULL"
+            vmarks = ",".join("?" * len(verify)) or "NULL"
+            cur = conn.execute(
+                f"UPDATE deliveries SET state = CASE WHEN destination IN ({marks}) THEN 'uncertain' ELSE 'pending' END, "
+                f"verify_first = CASE WHEN destination IN ({vmarks}) THEN 1 ELSE verify_first END, "
+                "lease_owner = NULL, lease_expires_at = NULL, next_attempt_at = ?, updated_at = ?, "
+                "last_error = 'lease released at recovery: the previous process stopped mid-attempt', "
+                "last_error_kind = 'outcome_unknown' WHERE state = 'in_flight'",
+                (*uncertain, *verify, now, now),
+            )
+            return cur.rowcount
+
+        return await self._run(self._tx, run)
+
+    async def lease_due(self, *, owner: str, destination: str, limit: int, lease_s: float) -> list[LeasedDelivery]:
+        return await self._run(self._tx, self._lease, owner, destination, limit, lease_s)
+
+    def _lease(
+        self, conn: sqlite3.Connection, owner: str, destination: str, limit: int, lease_s: float
+    ) -> list[LeasedDelivery]:
+        now = self._clock()
+        # A later revision waits while an earlier one of the same fact is still open for this
+        # destination: receivers must see revisions in order, or a revision would look like a
+        # second record.
+        rows = conn.execute(
+            "UPDATE deliveries SET state = 'in_flight', lease_owner = ?, lease_expires_at = ?, "
+            "attempts = attempts + 1, updated_at = ? WHERE id IN ("
+            "  SELECT d.id FROM deliveries d WHERE d.destination = ? AND d.state IN ('pending', 'retry_wait') "
+            "  AND d.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.destination = d.destination "
+            "  AND o.fact_key = d.fact_key AND o.revision < d.revision AND o.state IN ('pending', 'in_flight', 'retry_wait')) "
+            "  ORDER BY d.next_attempt_at, d.id LIMIT ?) "
+            "RETURNING id, message_id, destination, idempotency_key, attempts, verify_first",
+            (owner, now + lease_s, now, destination, now, limit),
+        ).fetchall()
+        if not rows:
+            return []
+        ids = {r[1] for r in rows}
+        marks = ",".join("?" * len(ids))
+        bodies = dict(conn.execute(f"SELECT id, envelope FROM messages WHERE id IN ({marks})", tuple(ids)).fetchall())
+        return [
+            LeasedDelivery(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bodies[r[1]])
+            for r in sorted(rows, key=lambda r: r[0])
+        ]
+
+    async def complete(self, owner: str, outcomes: Sequence[Outcome]) -> int:
+        return await self._run(self._tx, self._complete, owner, outcomes)
+
+    def _complete(self, conn: sqlite3.Connection, owner: str, outcomes: Sequence[Outcome]) -> int:
+        now = self._clock()
+        applied = 0
+        for o in outcomes:
+            delivered_at = now if o.state in (DeliveryState.delivered, DeliveryState.paper_delivered) else None
+            cur = conn.execute(
+                "UPDATE deliveries SET state = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                "next_attempt_at = COALESCE(?, next_attempt_at), verify_first = ?, last_error = ?, last_error_kind = ?, "
+                "remote_id = COALESCE(?, remote_id), delivered_at = COALESCE(?, delivered_at), updated_at = ? "
+                "WHERE id = ? AND lease_owner = ? AND state = 'in_flight' RETURNING attempts",
+                (o.state.value, o.next_attempt_at, int(o.verify_first), o.error, o.error_kind, o.remote_id,
+                 delivered_at, now, o.delivery_id, owner),
+            ).fetchone()
+            if cur is None:
+                continue  # the lease was lost (expired and taken over): that holder records the outcome
+            applied += 1
+            conn.execute(
+                "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, finished_at, outcome, error_kind, "
+                "error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (o.delivery_id, cur[0], o.started_at, now, o.state.value, o.error_kind, o.error),
+            )
+        return applied
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, object]:
+        def read(conn: sqlite3.Connection) -> dict[str, object]:
+            one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+            deliveries = {state.value: 0 for state in DeliveryState}
+            for state, count in conn.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state"):
+                deliveries[state] = count
+            return {
+                "messages": one("SELECT COUNT(*) FROM messages"),
+                "rejected": one("SELECT COUNT(*) FROM rejected"),
+                "duplicates_suppressed": one("SELECT COUNT(*) FROM suppressions"),
+                "unrouted": one("SELECT COUNT(*) FROM messages WHERE routed = 0"),
+                "deliveries": deliveries,
+            }
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def open_deliveries(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'in_flight', 'retry_wait')"
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def rejected(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recent rejected inputs with their reasons (newest first)."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute(
+                "SELECT id, source, position, reason, raw, received_at FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
+            )
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
+
+
+def _parse_time(text: str | None) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text) if text else None
