@@ -20,7 +20,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["Config", "ConfigError", "DestinationConfig", "GatewaySettings", "RouteConfig", "SourceConfig", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DestinationConfig",
+    "GatewaySettings",
+    "RouteConfig",
+    "SourceConfig",
+    "load_config",
+]
 
 
 class ConfigError(ValueError):
@@ -88,7 +96,9 @@ class Config(BaseModel):
             for dest in route.destinations:
                 if dest not in self.destinations and route.channel != "paper":
                     known = ", ".join(sorted(self.destinations)) or "none"
-                    raise ValueError(f"routes[{i}] ({route.type}) names destination {dest!r}, not configured (known: {known})")
+                    raise ValueError(
+                        f"routes[{i}] ({route.type}) names destination {dest!r}, not configured (known: {known})"
+                    )
         return self
 
 

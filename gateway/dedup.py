@@ -46,9 +46,7 @@ class Decision:
         return self.verdict in (Verdict.new, Verdict.revision)
 
 
-def decide(
-    entry: LedgerEntry | None, *, revision: int, content_hash: str, business_time: datetime | None
-) -> Decision:
+def decide(entry: LedgerEntry | None, *, revision: int, content_hash: str, business_time: datetime | None) -> Decision:
     """Decide what to do with an incoming version of a fact.
 
     - No entry: new.

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 
 from adapters import DecodeError, SourceAdapter
-
 from gateway.config import Config
 from gateway.runtime import Gateway
 

@@ -85,7 +85,9 @@ class SourcePoller:
                 page = await self.adapter.poll(cursor, self.config.page_size)
             except AdapterError as exc:
                 self.caught_up = False
-                log.warning("poller.poll_failed", source=self.name, kind=exc.kind, reason=exc.reason, retry_in_s=backoff)
+                log.warning(
+                    "poller.poll_failed", source=self.name, kind=exc.kind, reason=exc.reason, retry_in_s=backoff
+                )
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.config.error_backoff_max_s)
                 continue

@@ -55,7 +55,7 @@ class Destination:
     def __post_init__(self) -> None:
         self.breaker = CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
         self._wait = tenacity.wait_exponential_jitter(
-            initial=self.config.backoff_initial_s, max=self.config.backoff_max_s, jitter=self.config.backoff_jitter_s
+            multiplier=self.config.backoff_initial_s, max=self.config.backoff_max_s, jitter=self.config.backoff_jitter_s
         )
 
     def backoff_s(self, attempt: int) -> float:
@@ -109,7 +109,9 @@ class Relay:
         by_policy: dict[str, list[str]] = {"verify": [], "uncertain": [], "resend": []}
         for name, dest in self._dests.items():
             by_policy[dest.recovery_policy].append(name)
-        count = await self._store.recover(owner=self._owner, verify=by_policy["verify"], uncertain=by_policy["uncertain"])
+        count = await self._store.recover(
+            owner=self._owner, verify=by_policy["verify"], uncertain=by_policy["uncertain"]
+        )
         if count:
             log.warning("relay.recovered_leases", count=count)
         self._recovered = True
@@ -168,7 +170,9 @@ class Relay:
             outcome = await self._decide(dest, row)
         except Exception as exc:  # a bug in the adapter or here: the request may have left
             log.exception("relay.attempt_crashed", destination=dest.name, delivery=row.id)
-            outcome = self._after_failure(dest, row, OutcomeUnknownError(f"attempt crashed: {type(exc).__name__}: {exc}"))
+            outcome = self._after_failure(
+                dest, row, OutcomeUnknownError(f"attempt crashed: {type(exc).__name__}: {exc}")
+            )
         finally:
             dest.inflight -= 1
             self._wake.set()
@@ -198,7 +202,9 @@ class Relay:
             log.info("relay.replayed", destination=dest.name, delivery=row.id, key=row.idempotency_key)
         return Outcome(row.id, DeliveryState.delivered, remote_id=receipt.remote_id)
 
-    def _after_failure(self, dest: Destination, row: LeasedDelivery, exc: AdapterError, *, verify: bool = False) -> Outcome:
+    def _after_failure(
+        self, dest: Destination, row: LeasedDelivery, exc: AdapterError, *, verify: bool = False
+    ) -> Outcome:
         reason = exc.reason[:2000]
         if isinstance(exc, PermanentError):
             dest.breaker.record_success()  # the receiver answered; it just refused this content

@@ -35,7 +35,9 @@ def _build(kind: str, name: str, adapter_name: str, options: dict[str, Any]) -> 
     direction = cls.capabilities.direction
     wanted = Direction.source if kind == "sources" else Direction.destination
     if direction not in (wanted, Direction.both):
-        raise ConfigError(f"{kind}.{name}: adapter {adapter_name!r} is a {direction.value} adapter, not a {wanted.value}")
+        raise ConfigError(
+            f"{kind}.{name}: adapter {adapter_name!r} is a {direction.value} adapter, not a {wanted.value}"
+        )
     try:
         return cls.from_config(name, options)
     except (ValueError, TypeError) as exc:

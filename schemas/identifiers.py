@@ -21,9 +21,9 @@ from stdnum.cn import uscc as _uscc
 
 __all__ = [
     "INDIVIDUAL_BUSINESS_PLACEHOLDER",
+    "USCC",
     "RegionCode",
     "ResidentID",
-    "USCC",
     "check_region_code",
     "check_resident_id",
     "check_uscc",
@@ -116,16 +116,32 @@ def check_region_code(value: str) -> str:
     return value
 
 
-USCC = Annotated[str, BeforeValidator(_strip_upper), AfterValidator(check_uscc), Field(
-    description="统一社会信用代码 (unified social credit code, GB 32100-2015)",
-    examples=["91320700MA1X2Y3K05"],
-)]
-ResidentID = Annotated[str, BeforeValidator(_strip_upper), AfterValidator(check_resident_id), Field(
-    description="居民身份证号码 (resident identity number, GB 11643)",
-)]
-RegionCode = Annotated[str, BeforeValidator(_strip_upper), AfterValidator(check_region_code), Field(
-    description="行政区划代码 (administrative division code, GB/T 2260)", examples=["320700"],
-)]
+USCC = Annotated[
+    str,
+    BeforeValidator(_strip_upper),
+    AfterValidator(check_uscc),
+    Field(
+        description="统一社会信用代码 (unified social credit code, GB 32100-2015)",
+        examples=["91320700MA1X2Y3K05"],
+    ),
+]
+ResidentID = Annotated[
+    str,
+    BeforeValidator(_strip_upper),
+    AfterValidator(check_resident_id),
+    Field(
+        description="居民身份证号码 (resident identity number, GB 11643)",
+    ),
+]
+RegionCode = Annotated[
+    str,
+    BeforeValidator(_strip_upper),
+    AfterValidator(check_region_code),
+    Field(
+        description="行政区划代码 (administrative division code, GB/T 2260)",
+        examples=["320700"],
+    ),
+]
 
 
 def mask_id_number(value: str) -> str:

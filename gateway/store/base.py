@@ -143,8 +143,7 @@ class Store(Protocol):
         """
         ...
 
-    async def lease_due(self, *, owner: str, destination: str, limit: int, lease_s: float) -> list[LeasedDelivery]:
-        ...
+    async def lease_due(self, *, owner: str, destination: str, limit: int, lease_s: float) -> list[LeasedDelivery]: ...
 
     async def complete(self, owner: str, outcomes: Sequence[Outcome]) -> int:
         """Record outcomes of attempts made under ``owner``'s lease; returns how many were applied."""

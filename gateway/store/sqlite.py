@@ -263,8 +263,17 @@ class SQLiteStore:
                 conn.execute(
                     "INSERT INTO suppressions (message_id, type, business_key, revision, content_hash, source, "
                     "verdict, original_message_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (env.id, env.type, env.business_key, env.revision, env.content_hash, env.source,
-                     decision.verdict.value, decision.original_message_id, now),
+                    (
+                        env.id,
+                        env.type,
+                        env.business_key,
+                        env.revision,
+                        env.content_hash,
+                        env.source,
+                        decision.verdict.value,
+                        decision.original_message_id,
+                        now,
+                    ),
                 )
                 if decision.verdict == "duplicate":
                     result.duplicates += 1
@@ -277,9 +286,21 @@ class SQLiteStore:
             conn.execute(
                 "INSERT INTO messages (id, type, source, business_key, revision, content_hash, classification, region, "
                 "correlation_id, business_time, received_at, routed, envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (env.id, env.type, env.source, env.business_key, env.revision, env.content_hash,
-                 env.classification.value, env.region, env.correlation_id, env.time.isoformat(), now,
-                 1 if routes else 0, env.model_dump_json()),
+                (
+                    env.id,
+                    env.type,
+                    env.source,
+                    env.business_key,
+                    env.revision,
+                    env.content_hash,
+                    env.classification.value,
+                    env.region,
+                    env.correlation_id,
+                    env.time.isoformat(),
+                    now,
+                    1 if routes else 0,
+                    env.model_dump_json(),
+                ),
             )
             conn.execute(
                 "INSERT INTO ledger (type, business_key, revision, content_hash, business_time, message_id, updated_at) "
@@ -317,8 +338,18 @@ class SQLiteStore:
                 "INSERT INTO deliveries (message_id, destination, channel, fact_key, revision, idempotency_key, state, "
                 "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (idempotency_key) DO NOTHING",
-                (env.id, route.destination, "paper" if paper else route.channel, fact_key, env.revision,
-                 idempotency_key(route.destination, env), state.value, now, now, now),
+                (
+                    env.id,
+                    route.destination,
+                    "paper" if paper else route.channel,
+                    fact_key,
+                    env.revision,
+                    idempotency_key(route.destination, env),
+                    state.value,
+                    now,
+                    now,
+                    now,
+                ),
             )
 
     # -- relay ------------------------------------------------------------------------------------
@@ -383,8 +414,18 @@ class SQLiteStore:
                 "next_attempt_at = COALESCE(?, next_attempt_at), verify_first = ?, last_error = ?, last_error_kind = ?, "
                 "remote_id = COALESCE(?, remote_id), delivered_at = COALESCE(?, delivered_at), updated_at = ? "
                 "WHERE id = ? AND lease_owner = ? AND state = 'in_flight' RETURNING attempts",
-                (o.state.value, o.next_attempt_at, int(o.verify_first), o.error, o.error_kind, o.remote_id,
-                 delivered_at, now, o.delivery_id, owner),
+                (
+                    o.state.value,
+                    o.next_attempt_at,
+                    int(o.verify_first),
+                    o.error,
+                    o.error_kind,
+                    o.remote_id,
+                    delivered_at,
+                    now,
+                    o.delivery_id,
+                    owner,
+                ),
             ).fetchone()
             if cur is None:
                 continue  # the lease was lost (expired and taken over): that holder records the outcome

@@ -47,9 +47,7 @@ def test_same_revision_not_later_is_stale() -> None:
     assert decide(entry(rev=2), revision=2, content_hash="b", business_time=T0).verdict == Verdict.stale
 
 
-versions = st.lists(
-    st.tuples(st.integers(1, 5), st.sampled_from("abcde"), st.integers(0, 10)), min_size=1, max_size=30
-)
+versions = st.lists(st.tuples(st.integers(1, 5), st.sampled_from("abcde"), st.integers(0, 10)), min_size=1, max_size=30)
 
 
 @given(versions)
@@ -69,7 +67,9 @@ def test_replaying_any_sequence_relays_each_content_at_most_once_per_ledger_stat
         d = decide(ledger, revision=rev, content_hash=digest, business_time=T0 + timedelta(hours=hours))
         if d.relay:
             # only versions newer than the last relayed one can still be relayed
-            assert rev > ledger.revision or (rev == ledger.revision and T0 + timedelta(hours=hours) > ledger.business_time)
+            assert rev > ledger.revision or (
+                rev == ledger.revision and T0 + timedelta(hours=hours) > ledger.business_time
+            )
 
 
 @given(st.integers(1, 50), st.sampled_from("ab"), st.integers(1, 50), st.sampled_from("ab"))

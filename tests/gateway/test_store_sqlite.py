@@ -48,7 +48,11 @@ async def test_duplicates_and_stale_versions_are_suppressed_revisions_relayed(st
     await store.ingest_page("zwfw", [first], [], "1", to_hlwjg)
     r = await store.ingest_page(
         "zwfw",
-        [first, envelope("A", revision=2, result_description="变更"), envelope("A", revision=1, result_description="旧")],
+        [
+            first,
+            envelope("A", revision=2, result_description="变更"),
+            envelope("A", revision=1, result_description="旧"),
+        ],
         [],
         "2",
         to_hlwjg,
