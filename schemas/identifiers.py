@@ -30,6 +30,7 @@ __all__ = [
     "is_uscc_placeholder",
     "mask_id_number",
     "mask_phone",
+    "normalise_code",
     "uscc_check_char",
 ]
 
@@ -45,11 +46,13 @@ _RID_RE = re.compile(r"^\d{17}[\dX]$")
 _REGION_RE = re.compile(r"^\d{6}$")
 
 
+def normalise_code(value: str) -> str:
+    """The forms platforms really send, made canonical: surrounding blanks, lower case, 全角 characters."""
+    return value.strip().translate(_FULLWIDTH).upper()
+
+
 def _strip_upper(value: object) -> object:
-    """Accept the forms platforms really send: surrounding blanks, lower-case x, 全角 digits."""
-    if isinstance(value, str):
-        return value.strip().translate(_FULLWIDTH).upper()
-    return value
+    return normalise_code(value) if isinstance(value, str) else value
 
 
 _FULLWIDTH = str.maketrans(

@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from schemas.identifiers import check_resident_id, check_uscc, is_uscc_placeholder
+from schemas.identifiers import check_resident_id, check_uscc, is_uscc_placeholder, normalise_code
 
 __all__ = ["IdType", "Party", "PartyKind"]
 
@@ -52,7 +52,8 @@ class Party(BaseModel):
     @classmethod
     def _check_id_number(cls, value: str, info: ValidationInfo) -> str:
         id_type = info.data.get("id_type")
-        value = value.upper()
+        if id_type in (IdType.uscc, IdType.resident_id):
+            value = normalise_code(value)
         if id_type == IdType.uscc:
             check_uscc(value)
             if is_uscc_placeholder(value) and not info.data.get("business_registration_no"):
