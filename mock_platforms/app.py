@@ -1,0 +1,72 @@
+"""One ASGI app serving every fake platform under its own prefix (``/zwfw``, ``/hlwjg``), as DESIGN §4 asks.
+
+``create_app`` builds fresh state on every call — no module-level singletons — so tests and in-process demos
+can run several independent sets of mocks side by side.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from mock_platforms import hlwjg, zwfw
+from mock_platforms.control import MockPlatform, control_router
+from mock_platforms.faults import FaultInjectionMiddleware
+from mock_platforms.traffic import DEFAULT_TRAFFIC_LIMIT, TrafficRecorderMiddleware
+
+
+class MockPlatformsApp(FastAPI):
+    """FastAPI with the traffic recorder and fault injector wrapped *outside* Starlette's middleware stack.
+
+    ``add_middleware`` would place them inside ``ServerErrorMiddleware``, which wraps ``send`` in a closure;
+    the fault injector needs the server's own ``send`` to abort the TCP connection for dropped responses.
+    """
+
+    platforms: dict[str, MockPlatform]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        stack = FaultInjectionMiddleware(stack, {name: p.faults for name, p in self.platforms.items()})
+        return TrafficRecorderMiddleware(stack, {name: p.traffic for name, p in self.platforms.items()})
+
+
+def create_app(
+    *,
+    zwfw_credentials: Mapping[str, str] | None = None,
+    hlwjg_clients: Mapping[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+    traffic_limit: int = DEFAULT_TRAFFIC_LIMIT,
+) -> MockPlatformsApp:
+    """Build the mocks app with fresh state.
+
+    ``zwfw_credentials`` maps x-tif paasid → token (default ``{"shenguan": "zwfw-mock-token"}``);
+    ``hlwjg_clients`` maps OAuth2 client_id → client_secret (default ``{"shenguan": "hlwjg-mock-secret"}``).
+    ``clock`` (unix seconds) drives signature windows, token expiry and event times, so tests can move time.
+    The platform objects are reachable as ``app.platforms[name]`` for in-process inspection.
+    """
+    zwfw_platform = zwfw.ZwfwPlatform(
+        zwfw.DEFAULT_CREDENTIALS if zwfw_credentials is None else zwfw_credentials, clock, traffic_limit
+    )
+    hlwjg_platform = hlwjg.HlwjgPlatform(
+        hlwjg.DEFAULT_CLIENTS if hlwjg_clients is None else hlwjg_clients, clock, traffic_limit
+    )
+    app = MockPlatformsApp(
+        title="shenguan mock platforms",
+        description="Fakes of the platforms shenguan relays between, with fault injection (`_mock/`).",
+    )
+    app.platforms = {"zwfw": zwfw_platform, "hlwjg": hlwjg_platform}
+    app.include_router(zwfw.native_router(zwfw_platform), prefix="/zwfw")
+    app.include_router(hlwjg.native_router(hlwjg_platform), prefix="/hlwjg")
+    for name, platform in app.platforms.items():
+        app.include_router(control_router(platform), prefix=f"/{name}/_mock")
+
+    @app.get("/", tags=["index"])
+    async def index() -> dict[str, Any]:
+        """Which platforms this server fakes, and where."""
+        return {"platforms": {name: f"/{name}" for name in app.platforms}}
+
+    return app
