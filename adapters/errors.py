@@ -75,6 +75,6 @@ def classify_transport_error(exc: httpx.HTTPError) -> AdapterError:
     """
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return RetryableError(f"cannot connect: {type(exc).__name__}: {exc}")
-    if isinstance(exc, httpx.TransportError):
-        return OutcomeUnknownError(f"no reply: {type(exc).__name__}: {exc}")
-    return RetryableError(f"{type(exc).__name__}: {exc}")
+    # Everything else (read/write timeouts, dropped connections, a reply that cannot be decoded) happened
+    # after the request began to leave: assume the receiver may have applied it.
+    return OutcomeUnknownError(f"no usable reply: {type(exc).__name__}: {exc}")

@@ -2,4 +2,5 @@ import sys
 from pathlib import Path
 
 # Tests import their own helpers (tests/factories.py, tests/gateway/fakes.py) by plain module name.
-sys.path.insert(0, str(Path(__file__).parent))
+# Appended, not prepended: the real packages (adapters, gateway, …) must win over test folders of the same name.
+sys.path.append(str(Path(__file__).parent))

@@ -1,0 +1,132 @@
+"""Real processes for end-to-end tests: ``shenguan mocks serve`` and ``shenguan serve``.
+
+Everything is driven through the documented contract (CLI, ``_mock/`` API, ``status --json``), as an
+integrator or a tester would, and nothing is shared in memory with the processes under test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SHENGUAN = [sys.executable, "-m", "gateway"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Mocks:
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_dir / "mocks.log", "wb")
+        self.proc = subprocess.Popen(
+            [*SHENGUAN, "mocks", "serve", "--port", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        wait_for(self._up, 30, "mocks to listen")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"mocks exited with {self.proc.returncode}")
+        try:
+            return self.http.get("/hlwjg/_mock/records").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def records(self, platform: str) -> dict[str, Any]:
+        return self.http.get(f"/{platform}/_mock/records").json()
+
+    def zwfw_feed(self) -> list[Any]:
+        """The whole zwfw change feed read over its native, signed API."""
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            ts, nonce = str(int(time.time())), secrets.token_hex(8)
+            sig = hashlib.sha256(f"{ts}zwfw-mock-token{nonce}{ts}".encode()).hexdigest()
+            headers = {"x-tif-paasid": "shenguan", "x-tif-timestamp": ts, "x-tif-nonce": nonce, "x-tif-signature": sig}
+            params = {"limit": 500} | ({"cursor": cursor} if cursor else {})
+            body = self.http.get("/zwfw/api/v1/banjian/changes", params=params, headers=headers).json()
+            assert body["code"] == "200", body
+            items.extend(body["data"]["items"])
+            if not body["data"]["has_more"]:
+                return items
+            cursor = body["data"]["next_cursor"]
+
+    def close(self) -> None:
+        self.http.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+class Gateway:
+    """``shenguan serve`` as a child process that a test can start, SIGKILL and restart."""
+
+    def __init__(self, config: Path, log_dir: Path) -> None:
+        self.config = config
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.log_dir / f"serve-{self.starts}.log", "wb")
+        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [*SHENGUAN, "serve", "--config", str(self.config)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+    def status(self) -> dict[str, Any]:
+        out = subprocess.run(
+            [*SHENGUAN, "status", "--config", str(self.config), "--json"], capture_output=True, check=True, timeout=60
+        )
+        return json.loads(out.stdout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("serve-*.log")))
