@@ -51,5 +51,9 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(_LEVELS[level], logging.INFO) if level != "debug" else logging.DEBUG)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn may have installed its own handlers (dictConfig); they would bypass the masking.
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -70,8 +70,10 @@ async def run_in_background(
     ``port=0`` picks a free port; the returned ``base_url`` has the real one. ``await stop()`` shuts the
     server down gracefully and waits for it.
     """
+    # log_config=None: the host program owns logging (and its masking); uvicorn must not install its own handlers.
     config = uvicorn.Config(
-        app or create_app(), host=host, port=port, log_level=log_level, access_log=False, lifespan="off"
+        app or create_app(), host=host, port=port, log_level=log_level, access_log=False, lifespan="off",
+        log_config=None,
     )
     server = _EmbeddedServer(config)
     task = await _start(server)
