@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from adapters import Capabilities, Direction, PermanentError, RetryableError
+from adapters import Capabilities, Direction, OutcomeUnknownError, PermanentError, RetryableError
 from factories import envelope
 from fakes import DROPPED, FakeDestination, Receiver
 from gateway.config import DestinationConfig
@@ -140,3 +142,64 @@ async def test_breaker_opens_and_stops_attempts(store) -> None:
     relay.stop()
     await task
     assert adapter.calls == 3, "after 3 consecutive failures the breaker holds further attempts"
+
+
+OUTCOMES = st.sampled_from(["ok", "retryable", "permanent", "dropped", "unknown_before", "crash"])
+
+
+def step_for(kind: str):
+    return {
+        "ok": None,
+        "retryable": RetryableError("503"),
+        "permanent": PermanentError("INVALID_RECORD"),
+        "dropped": DROPPED,
+        "unknown_before": OutcomeUnknownError("read timeout before the receiver applied it"),
+        "crash": RuntimeError("adapter bug"),
+    }[kind]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    scripts=st.lists(st.lists(OUTCOMES, max_size=6), min_size=1, max_size=4),
+    idempotent=st.booleans(),
+    status_query=st.booleans(),
+)
+def test_state_machine_property(tmp_path_factory, scripts, idempotent, status_query) -> None:
+    """Whatever each attempt does, every delivery ends in a state its history justifies, and the
+    receiver never holds a duplicate when it honours keys or can be asked."""
+    caps = Capabilities(direction=Direction.destination, idempotent_receiver=idempotent, status_query=status_query)
+    receiver = Receiver(honours_keys=idempotent)
+    per_fact = {f"F{i}": script for i, script in enumerate(scripts)}
+    calls: dict[str, int] = {}
+
+    def script(env, _n):
+        n = calls[env.business_key] = calls.get(env.business_key, 0) + 1
+        plan = per_fact[env.business_key]
+        return step_for(plan[n - 1]) if n <= len(plan) else None
+
+    adapter = FakeDestination(receiver, script=script, capabilities=caps)
+
+    async def run() -> dict:
+        store = SQLiteStore(tmp_path_factory.mktemp("p") / "p.db", synchronous="OFF")
+        await store.open()
+        try:
+            return await run_until_settled(store, adapter, [envelope(k) for k in per_fact], max_attempts=8)
+        finally:
+            await store.close()
+
+    states = asyncio.run(run())
+    assert states["pending"] == states["retry_wait"] == states["in_flight"] == 0
+    assert sum(states.values()) == len(per_fact)
+    if idempotent or status_query:
+        assert receiver.duplicate_creations == 0
+    for key, plan in per_fact.items():
+        first_permanent = "permanent" in plan
+        if not first_permanent and not any(k in ("dropped", "unknown_before", "crash") for k in plan):
+            assert receiver.records.get(key) == 1, f"{key} {plan} must be delivered"
+    if not idempotent and not status_query:
+        unknowns = sum(
+            1 for plan in per_fact.values() if any(k in ("dropped", "unknown_before", "crash") for k in plan)
+        )
+        assert states["uncertain"] <= unknowns
+    else:
+        assert states["uncertain"] == 0
