@@ -23,7 +23,6 @@ from gateway.poller import SourcePoller
 from gateway.relay import Destination, Relay
 from gateway.routing import ConfigRouter
 from gateway.store import Store, open_store
-from gateway.store.sqlite import SQLiteStore
 
 __all__ = ["Gateway"]
 
@@ -50,7 +49,7 @@ class Gateway:
     def __init__(self, config: Config, *, store: Store | None = None) -> None:
         self.config = config
         self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.store: Store = store or _store_for(config)
+        self.store: Store = store or open_store(config.gateway.db, sqlite_synchronous=config.gateway.sqlite_synchronous)
         self.router = ConfigRouter(config.routes)
         self.sources: dict[str, SourceAdapter] = {}
         self.destinations: dict[str, DestinationAdapter] = {}
@@ -147,10 +146,3 @@ class Gateway:
                 return True
             await asyncio.sleep(poll_s)
         return False
-
-
-def _store_for(config: Config) -> Store:
-    store = open_store(config.gateway.db)
-    if isinstance(store, SQLiteStore):
-        store = SQLiteStore(store.path, synchronous=config.gateway.sqlite_synchronous)
-    return store

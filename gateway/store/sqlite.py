@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -477,7 +478,5 @@ class SQLiteStore:
         return await self._run(lambda: read(self._connection()))
 
 
-def _parse_time(text: str | None) -> Any:
-    from datetime import datetime
-
+def _parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
