@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
+from gateway.calendar_cli import app as calendar_app
 from gateway.config import Config, ConfigError, load_config
 from gateway.logging import configure_logging
 
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 adapters_app = typer.Typer(help="Installed adapters.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(calendar_app, name="calendar", help="Working-day (工作日) calendar: add, between, load.")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="store path or URL (overrides gateway.db)")]
