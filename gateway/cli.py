@@ -19,6 +19,7 @@ import uvicorn
 from gateway.calendar_cli import app as calendar_app
 from gateway.config import Config, ConfigError, load_config
 from gateway.logging import configure_logging
+from gateway.mapping_cli import app as mapping_app
 
 __all__ = ["app", "main"]
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 adapters_app = typer.Typer(help="Installed adapters.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(calendar_app, name="calendar", help="Working-day (工作日) calendar: add, between, load.")
+app.add_typer(mapping_app, name="mapping", help="审管事项关联映射清单: import (versioned), list, restore.")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="store path or URL (overrides gateway.db)")]

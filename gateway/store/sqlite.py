@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import functools
+import json
 import os
 import sqlite3
 import time
@@ -125,6 +126,19 @@ CREATE TABLE IF NOT EXISTS rejected (
     raw TEXT NOT NULL,
     received_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mapping_versions (
+    version INTEGER PRIMARY KEY,
+    imported_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    row_count INTEGER NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS mapping_rows (
+    version INTEGER NOT NULL REFERENCES mapping_versions (version),
+    row_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mapping_rows_version ON mapping_rows (version);
 CREATE TABLE IF NOT EXISTS cursors (
     source TEXT PRIMARY KEY,
     cursor TEXT,
@@ -437,6 +451,66 @@ class SQLiteStore:
                 (o.delivery_id, cur[0], o.started_at, now, o.state.value, o.error_kind, o.error),
             )
         return applied
+
+    # -- mapping list (审管事项关联映射清单) ---------------------------------------------------------------
+
+    async def import_mapping(self, rows: Sequence[dict[str, Any]], *, source: str, digest: str) -> int | None:
+        """Store ``rows`` as a new mapping version and make it active, atomically.
+
+        Returns the new version, or ``None`` when the active version already has this digest (re-importing
+        the same sheet changes nothing). The previous versions are kept for ``restore_mapping``.
+        """
+
+        def run(conn: sqlite3.Connection) -> int | None:
+            active = conn.execute("SELECT digest FROM mapping_versions WHERE active = 1").fetchone()
+            if active and active[0] == digest:
+                return None
+            conn.execute("UPDATE mapping_versions SET active = 0 WHERE active = 1")
+            cur = conn.execute(
+                "INSERT INTO mapping_versions (imported_at, source, digest, row_count, active) VALUES (?, ?, ?, ?, 1)",
+                (self._clock(), source, digest, len(rows)),
+            )
+            version = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO mapping_rows (version, row_json) VALUES (?, ?)",
+                [(version, json.dumps(row, ensure_ascii=False, sort_keys=True)) for row in rows],
+            )
+            return version
+
+        return await self._run(self._tx, run)
+
+    async def restore_mapping(self, version: int) -> None:
+        """Make an earlier version active again; ``KeyError`` when there is no such version."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM mapping_versions WHERE version = ?", (version,)).fetchone() is None:
+                raise KeyError(version)
+            conn.execute("UPDATE mapping_versions SET active = (version = ?)", (version,))
+
+        await self._run(self._tx, run)
+
+    async def mapping_versions(self) -> list[dict[str, Any]]:
+        """Every imported version, newest first, with which one is active."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute(
+                "SELECT version, imported_at, source, digest, row_count, active FROM mapping_versions ORDER BY version DESC"
+            )
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, row, strict=True)) | {"active": bool(row[5])} for row in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def active_mapping(self) -> list[dict[str, Any]]:
+        """The rows of the active mapping version (empty when none was imported)."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute(
+                "SELECT r.row_json FROM mapping_rows r JOIN mapping_versions v ON v.version = r.version WHERE v.active = 1"
+            )
+            return [json.loads(row[0]) for row in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
 
     # -- reporting --------------------------------------------------------------------------------
 
