@@ -68,6 +68,10 @@ class RouteConfig(BaseModel):
     type: str = Field(min_length=1, description="event type, e.g. approval.decided")
     destinations: list[str] = Field(min_length=1)
     channel: Literal["platform", "paper"] = "platform"
+    require_mapping: bool = Field(
+        default=False,
+        description="route only approvals whose item is in the active 审管事项关联映射清单; hold the rest as unrouted",
+    )
 
 
 class GatewaySettings(BaseModel):
@@ -80,6 +84,7 @@ class GatewaySettings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    mapping_poll_s: float = Field(default=5.0, gt=0, description="how often serve looks for a newly imported mapping")
 
 
 class Config(BaseModel):

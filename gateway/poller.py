@@ -108,6 +108,9 @@ class SourcePoller:
                     rejected=result.rejected,
                 )
                 self._on_ingested(result)
+            for message_id in result.unrouted_ids:
+                # Once per message, at ingest: it waits for a mapping import, which routes it then.
+                log.warning("message.unrouted", source=self.name, message_id=message_id)
             for rej in rejections:
                 log.warning("poller.rejected", source=self.name, position=rej.position, reason=rej.reason)
             self.caught_up = not page.has_more and not page.records

@@ -1,34 +1,65 @@
 """Routing: which destinations a message goes to, and by which channel.
 
-For now routes come from the config, by event type. Classification wins over configuration: a
-``secret`` (涉密) message is routed to the paper channel of every destination, so it never reaches a
-network adapter whatever a route says.
+Routes come from the config, by event type. A route may require the 审管事项关联映射清单 (mapping list):
+then an approval is routed only when the active mapping knows its approval item in its region — an
+approval nobody is mapped to supervise must not vanish into a default, it is held as ``unrouted`` (and
+routed as soon as an import covers it). The mapping's channel also matters: an item mapped only to the
+``paper`` channel gets paper deliveries.
+
+Classification wins over everything: a ``secret`` (涉密) message is routed to the paper channel of every
+destination, so it never reaches a network adapter whatever a route says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from gateway.config import RouteConfig
+from gateway.mapping import Channel, MappingList, MappingRow
 from gateway.store.base import Route
 from schemas import Classification, Envelope
 
-__all__ = ["ConfigRouter"]
+__all__ = ["ConfigRouter", "mapping_from_rows"]
+
+
+def mapping_from_rows(rows: Iterable[Mapping[str, Any]], *, source: str = "store", digest: str = "") -> MappingList:
+    """Rebuild a ``MappingList`` from the row dicts the store keeps for the active version."""
+    parsed = tuple(MappingRow(**{**row, "channel": Channel(row["channel"])}) for row in rows)
+    return MappingList(rows=parsed, problems=(), source=source, digest=digest)
 
 
 class ConfigRouter:
-    """Routes by event type from ``[[routes]]``; unknown types get no route (held as unrouted)."""
+    """Routes by event type from ``[[routes]]``; unknown types and unmapped approvals get no route."""
 
-    def __init__(self, routes: Sequence[RouteConfig]) -> None:
+    def __init__(self, routes: Sequence[RouteConfig], mapping: MappingList | None = None) -> None:
         self._by_type: dict[str, list[Route]] = {}
+        self._mapped_types: set[str] = set()
         for rc in routes:
             bucket = self._by_type.setdefault(rc.type, [])
             for dest in rc.destinations:
                 if all(r.destination != dest for r in bucket):
                     bucket.append(Route(dest, rc.channel))
+            if rc.require_mapping:
+                self._mapped_types.add(rc.type)
+        self.mapping = mapping
 
     def __call__(self, envelope: Envelope) -> list[Route]:
         routes = self._by_type.get(envelope.type, [])
+        if routes and envelope.type in self._mapped_types:
+            routes = self._mapped(envelope, routes)
         if envelope.classification == Classification.secret:
             return [Route(r.destination, "paper") for r in routes]
         return list(routes)
+
+    def _mapped(self, envelope: Envelope, routes: list[Route]) -> list[Route]:
+        item = envelope.data.get("item") or {}
+        region = envelope.data.get("region") or envelope.region
+        if self.mapping is None or not item.get("code") or not region:
+            return []
+        rows = self.mapping.lookup(str(item["code"]), str(region))
+        if not rows:
+            return []
+        if all(row.channel == Channel.paper for row in rows):
+            return [Route(r.destination, "paper") for r in routes]
+        return routes

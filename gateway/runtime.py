@@ -21,7 +21,7 @@ from adapters.registry import load
 from gateway.config import Config, ConfigError
 from gateway.poller import SourcePoller
 from gateway.relay import Destination, Relay
-from gateway.routing import ConfigRouter
+from gateway.routing import ConfigRouter, mapping_from_rows
 from gateway.store import Store, open_store
 
 __all__ = ["Gateway"]
@@ -56,6 +56,7 @@ class Gateway:
         self.pollers: list[SourcePoller] = []
         self.relay: Relay | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._mapping_version: int | None = None
 
     async def start(self) -> None:
         """Open the store, recover, build adapters, start relay and pollers (in that order)."""
@@ -75,7 +76,9 @@ class Gateway:
             owner=self.instance_id,
         )
         await self.relay.recover()
+        await self.refresh_mapping()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+        self._tasks.append(asyncio.create_task(self._watch_mapping(), name="mapping-watch"))
         for name, adapter in self.sources.items():
             poller = SourcePoller(
                 name,
@@ -94,6 +97,32 @@ class Gateway:
             destinations=sorted(self.destinations),
         )
 
+    async def refresh_mapping(self) -> int:
+        """Load the active mapping version if it changed, then route what it now covers.
+
+        Returns how many held (unrouted) messages were routed. Imports happen in another process
+        (``shenguan mapping import``), so a running gateway looks for a new active version periodically.
+        """
+        version = await self.store.active_mapping_version()
+        if version == self._mapping_version:
+            return 0
+        rows = await self.store.active_mapping() if version is not None else []
+        self.router.mapping = mapping_from_rows(rows, source=f"store v{version}") if version is not None else None
+        self._mapping_version = version
+        routed = await self.store.reroute_unrouted(self.router)
+        log.info("mapping.activated", version=version, rows=len(rows), rerouted=routed)
+        if routed and self.relay:
+            self.relay.wake()
+        return routed
+
+    async def _watch_mapping(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.gateway.mapping_poll_s)
+            try:
+                await self.refresh_mapping()
+            except Exception:  # a bad read must not stop the gateway; the next round tries again
+                log.exception("mapping.refresh_failed")
+
     async def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: stop polling and leasing, let in-flight attempts finish within the grace time."""
         grace = self.config.gateway.shutdown_grace_s if grace_s is None else grace_s
@@ -101,6 +130,9 @@ class Gateway:
             poller.stop()
         if self.relay:
             self.relay.stop()
+        for task in self._tasks:
+            if task.get_name() == "mapping-watch":
+                task.cancel()
         if self._tasks:
             done, pending = await asyncio.wait(self._tasks, timeout=grace)
             if pending and self.relay:

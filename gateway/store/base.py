@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from schemas import Envelope
 
@@ -82,6 +82,7 @@ class IngestResult:
     stale: int = 0
     rejected: int = 0
     unrouted: int = 0
+    unrouted_ids: list[str] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
 
 
@@ -152,6 +153,14 @@ class Store(Protocol):
     async def status(self) -> dict[str, object]:
         """Counts by state, in the shape of ``shenguan status --json`` (DESIGN §4)."""
         ...
+
+    async def reroute_unrouted(self, router: Router, *, batch: int = 500) -> int:
+        """Route messages held as unrouted with ``router``; returns how many now have routes."""
+        ...
+
+    async def active_mapping_version(self) -> int | None: ...
+
+    async def active_mapping(self) -> list[dict[str, Any]]: ...
 
     async def open_deliveries(self) -> int:
         """Deliveries still expected to move on their own (pending, in_flight, retry_wait)."""

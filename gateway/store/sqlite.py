@@ -327,7 +327,9 @@ class SQLiteStore:
             self._insert_deliveries(conn, env, routes, now)
             result.accepted += 1
             result.revisions += decision.verdict == "revision"
-            result.unrouted += not routes
+            if not routes:
+                result.unrouted += 1
+                result.unrouted_ids.append(env.id)
             result.message_ids.append(env.id)
         for rej in rejections:
             conn.execute(
@@ -500,6 +502,40 @@ class SQLiteStore:
             return [dict(zip(cols, row, strict=True)) | {"active": bool(row[5])} for row in cur.fetchall()]
 
         return await self._run(lambda: read(self._connection()))
+
+    async def active_mapping_version(self) -> int | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute("SELECT version FROM mapping_versions WHERE active = 1").fetchone()
+            return int(row[0]) if row else None
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def reroute_unrouted(self, router: Router, *, batch: int = 500) -> int:
+        """Route held messages in batches of ``batch`` (one transaction each), oldest first."""
+        total = 0
+        after = ""
+        while True:
+            routed, scanned, after = await self._run(self._tx, self._reroute_batch, router, batch, after)
+            total += routed
+            if scanned < batch:
+                return total
+
+    def _reroute_batch(
+        self, conn: sqlite3.Connection, router: Router, batch: int, after: str
+    ) -> tuple[int, int, str]:
+        now = self._clock()
+        rows = conn.execute(
+            "SELECT id, envelope FROM messages WHERE routed = 0 AND id > ? ORDER BY id LIMIT ?", (after, batch)
+        ).fetchall()
+        routed = 0
+        for message_id, body in rows:
+            env = Envelope.model_validate_json(body)
+            routes = list(router(env))
+            if routes:
+                self._insert_deliveries(conn, env, routes, now)
+                conn.execute("UPDATE messages SET routed = 1 WHERE id = ?", (message_id,))
+                routed += 1
+        return routed, len(rows), rows[-1][0] if rows else after
 
     async def active_mapping(self) -> list[dict[str, Any]]:
         """The rows of the active mapping version (empty when none was imported)."""
