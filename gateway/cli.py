@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
+from adapters.scaffold.cli import app as scaffold_app
 from gateway.calendar_cli import app as calendar_app
 from gateway.config import Config, ConfigError, load_config
 from gateway.logging import configure_logging
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 adapters_app = typer.Typer(help="Installed adapters.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(scaffold_app, name="adapter", help="Write a new adapter: `shenguan adapter new NAME`.")
 app.add_typer(calendar_app, name="calendar", help="Working-day (工作日) calendar: add, between, load.")
 app.add_typer(mapping_app, name="mapping", help="审管事项关联映射清单: import (versioned), list, restore.")
 
