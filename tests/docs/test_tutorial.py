@@ -86,6 +86,22 @@ def test_the_tutorial_adapter_is_a_destination_adapter(tutorial_text: str, modul
     assert adapter_cls.capabilities.event_types == ("supervision.task.created",)
 
 
+def test_toml_blocks_parse_and_the_gateway_config_block_validates(tutorial_text: str) -> None:
+    """The shell blocks are what ``tests/adapters/test_scaffold.py`` does for real (new, install, test,
+    list); the TOML blocks are checked here: each parses, and the gateway section is a valid config."""
+    import tomllib
+
+    from gateway.config import Config
+
+    docs = [tomllib.loads(b.code) for b in blocks(tutorial_text) if b.lang == "toml"]
+    assert docs, "the tutorial shows its pyproject and its shenguan.toml section"
+    gateway_docs = [d for d in docs if "destinations" in d]
+    assert gateway_docs
+    for doc in gateway_docs:
+        config = Config.model_validate(doc)
+        assert config.destinations["city_sms"].adapter == "city_sms"
+
+
 def test_only_python_blocks_are_executed_and_others_are_labelled(tutorial_text: str) -> None:
     langs = {b.lang for b in blocks(tutorial_text)}
     assert "" not in langs, "label every code block (python, sh, toml) so readers and this test know what runs"
