@@ -60,6 +60,11 @@ class DestinationConfig(_Section):
     breaker_failures: int = Field(default=20, ge=1, description="consecutive failures that open the breaker")
     breaker_cooldown_s: float = Field(default=15.0, gt=0)
     lease_s: float = Field(default=120.0, gt=0, description="how long an attempt may hold its delivery")
+    paper_fallback: bool = Field(
+        default=False, description="when the retry budget is spent, queue the delivery for paper instead of dead"
+    )
+    paper_recipient: str | None = Field(default=None, description="受送达人 printed on paper notices")
+    paper_address: str | None = Field(default=None, description="送达地点 printed on the 送达回证")
 
 
 class RouteConfig(BaseModel):
@@ -87,10 +92,18 @@ class GatewaySettings(BaseModel):
     mapping_poll_s: float = Field(default=5.0, gt=0, description="how often serve looks for a newly imported mapping")
 
 
+class PaperSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str = Field(default="paper", description="the only directory paper PDFs and receipt scans are written to")
+    issuer: str = Field(default="行政审批局", description="the authority named at the foot of every notice (落款)")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gateway: GatewaySettings = GatewaySettings()
+    paper: PaperSettings = PaperSettings()
     sources: dict[str, SourceConfig] = {}
     destinations: dict[str, DestinationConfig] = {}
     routes: list[RouteConfig] = []

@@ -218,6 +218,17 @@ class Relay:
                 return Outcome(row.id, DeliveryState.uncertain, error=reason, error_kind=exc.kind)
             verify = True
         if row.attempts >= dest.config.max_attempts:
+            if dest.config.paper_fallback:
+                # 线上为主、线下为辅: the electronic channel has had its chance; an operator prints it.
+                log.warning("relay.paper_fallback", destination=dest.name, delivery=row.id, attempts=row.attempts)
+                return Outcome(
+                    row.id,
+                    DeliveryState.paper_pending,
+                    error=f"retry budget of {dest.config.max_attempts} attempts spent, queued for paper; "
+                    f"last error: {reason}",
+                    error_kind=exc.kind,
+                    verify_first=verify,
+                )
             log.warning("relay.dead", destination=dest.name, delivery=row.id, attempts=row.attempts, reason=reason)
             return Outcome(
                 row.id,

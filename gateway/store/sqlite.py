@@ -35,7 +35,7 @@ from gateway.store.base import (
 )
 from schemas import Classification, Envelope
 
-__all__ = ["SCHEMA", "SQLiteStore", "StoreLockedError"]
+__all__ = ["SCHEMA", "PaperStateError", "SQLiteStore", "StoreLockedError"]
 
 T = TypeVar("T")
 
@@ -102,7 +102,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     remote_id TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    printed_at REAL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (destination, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_fact ON deliveries (destination, fact_key, revision);
@@ -139,6 +140,14 @@ CREATE TABLE IF NOT EXISTS mapping_rows (
     row_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mapping_rows_version ON mapping_rows (version);
+CREATE TABLE IF NOT EXISTS paper_events (
+    id INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+    kind TEXT NOT NULL,
+    at REAL NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS paper_events_delivery ON paper_events (delivery_id);
 CREATE TABLE IF NOT EXISTS cursors (
     source TEXT PRIMARY KEY,
     cursor TEXT,
@@ -147,6 +156,17 @@ CREATE TABLE IF NOT EXISTS cursors (
 """
 
 _OPEN = ("pending", "in_flight", "retry_wait")
+
+
+class PaperStateError(ValueError):
+    """A paper operation that the delivery's state does not allow; the message says why."""
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database created by an earlier version up to the current schema (additive changes only)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(deliveries)")}
+    if "printed_at" not in columns:
+        conn.execute("ALTER TABLE deliveries ADD COLUMN printed_at REAL")
 
 
 class StoreLockedError(RuntimeError):
@@ -219,6 +239,7 @@ class SQLiteStore:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.executescript(SCHEMA)
+        _migrate(conn)
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._conn = conn
 
@@ -453,6 +474,127 @@ class SQLiteStore:
                 (o.delivery_id, cur[0], o.started_at, now, o.state.value, o.error_kind, o.error),
             )
         return applied
+
+    # -- paper queue -------------------------------------------------------------------------------
+
+    async def paper_deliveries(
+        self, *, state: str | None = None, ids: Sequence[int] | None = None, after_id: int = 0, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Paper deliveries (pending or delivered) in id order, a page at a time, with their envelopes."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            sql = (
+                "SELECT d.id, d.message_id, d.destination, d.channel, d.state, d.printed_at, d.created_at, "
+                "d.delivered_at, d.last_error, m.envelope FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                "WHERE d.state IN ('paper_pending', 'paper_delivered') AND d.id > ?"
+            )
+            args: list[Any] = [after_id]
+            if state is not None:
+                sql += " AND d.state = ?"
+                args.append(state)
+            if ids is not None:
+                sql += f" AND d.id IN ({','.join('?' * len(ids)) or 'NULL'})"
+                args.extend(ids)
+            cur = conn.execute(sql + " ORDER BY d.id LIMIT ?", (*args, limit))
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def paper_events(self, delivery_id: int) -> list[dict[str, Any]]:
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute(
+                "SELECT kind, at, detail FROM paper_events WHERE delivery_id = ? ORDER BY id", (delivery_id,)
+            )
+            return [{"kind": k, "at": at, "detail": json.loads(d)} for k, at, d in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def mark_printed(self, ids: Sequence[int]) -> int:
+        """Record that these paper items were rendered for printing: electronic delivery is over for them."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            now = self._clock()
+            count = 0
+            for delivery_id in ids:
+                cur = conn.execute(
+                    "UPDATE deliveries SET printed_at = ?, updated_at = ? "
+                    "WHERE id = ? AND state = 'paper_pending' AND printed_at IS NULL",
+                    (now, now, delivery_id),
+                )
+                if cur.rowcount:
+                    count += 1
+                    self._paper_event(conn, delivery_id, "printed", {}, now)
+            return count
+
+        return await self._run(self._tx, run)
+
+    async def confirm_paper(self, delivery_id: int, receipt: dict[str, Any], signed_at: float) -> None:
+        """Record the signed 送达回证: the delivery becomes ``paper_delivered`` as of ``signed_at``."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            self._paper_state(conn, delivery_id, "paper_pending", "confirm")
+            now = self._clock()
+            conn.execute(
+                "UPDATE deliveries SET state = 'paper_delivered', delivered_at = ?, updated_at = ?, "
+                "printed_at = COALESCE(printed_at, ?) WHERE id = ?",
+                (signed_at, now, now, delivery_id),
+            )
+            self._paper_event(conn, delivery_id, "confirmed", receipt, now)
+
+        await self._run(self._tx, run)
+
+    async def recall_paper(self, delivery_id: int) -> None:
+        """Return an unprinted fallback item to electronic delivery with a fresh retry budget."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            row = self._paper_state(conn, delivery_id, "paper_pending", "recall")
+            if row["printed_at"] is not None:
+                raise PaperStateError(f"delivery {delivery_id} was already printed: recall is only possible before")
+            if row["channel"] == "paper":
+                raise PaperStateError(
+                    f"delivery {delivery_id} is paper by route or classification (涉密), not a fallback: "
+                    "it cannot go electronic"
+                )
+            now = self._clock()
+            conn.execute(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, delivery_id),
+            )
+            self._paper_event(conn, delivery_id, "recalled", {}, now)
+
+        await self._run(self._tx, run)
+
+    async def return_paper(self, delivery_id: int, reason: str) -> None:
+        """Record that the item could not be served; it stays open (and may be printed again)."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            self._paper_state(conn, delivery_id, "paper_pending", "return")
+            now = self._clock()
+            conn.execute(
+                "UPDATE deliveries SET printed_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+                (f"paper returned: {reason}", now, delivery_id),
+            )
+            self._paper_event(conn, delivery_id, "returned", {"reason": reason}, now)
+
+        await self._run(self._tx, run)
+
+    @staticmethod
+    def _paper_state(conn: sqlite3.Connection, delivery_id: int, wanted: str, action: str) -> dict[str, Any]:
+        cur = conn.execute("SELECT state, channel, printed_at FROM deliveries WHERE id = ?", (delivery_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise PaperStateError(f"there is no delivery {delivery_id}")
+        if row[0] != wanted:
+            raise PaperStateError(f"cannot {action} delivery {delivery_id}: it is {row[0]}, not {wanted}")
+        return {"state": row[0], "channel": row[1], "printed_at": row[2]}
+
+    @staticmethod
+    def _paper_event(conn: sqlite3.Connection, delivery_id: int, kind: str, detail: dict[str, Any], at: float) -> None:
+        conn.execute(
+            "INSERT INTO paper_events (delivery_id, kind, at, detail) VALUES (?, ?, ?, ?)",
+            (delivery_id, kind, at, json.dumps(detail, ensure_ascii=False, sort_keys=True)),
+        )
 
     # -- mapping list (审管事项关联映射清单) ---------------------------------------------------------------
 

@@ -125,3 +125,28 @@ async def test_one_process_per_database_file(tmp_path) -> None:
         await reader.close()
     finally:
         await first.close()
+
+
+async def test_paper_recall_before_printing_and_return_after(store) -> None:
+    from gateway.store.sqlite import PaperStateError
+
+    await store.ingest_page("zwfw", [envelope("A")], [], "1", to_hlwjg)
+    [row] = await store.lease_due(owner="me", destination="hlwjg", limit=1, lease_s=60)
+    await store.complete("me", [Outcome(row.id, DeliveryState.paper_pending, error="budget spent")])
+
+    await store.recall_paper(row.id)  # a fallback item, not printed yet: back to electronic delivery
+    [again] = await store.lease_due(owner="me", destination="hlwjg", limit=1, lease_s=60)
+    assert again.attempts == 1, "a recalled item gets a fresh retry budget"
+    await store.complete("me", [Outcome(row.id, DeliveryState.paper_pending, error="budget spent")])
+
+    assert await store.mark_printed([row.id]) == 1
+    assert await store.mark_printed([row.id]) == 0, "printing is recorded once"
+    with pytest.raises(PaperStateError, match="already printed"):
+        await store.recall_paper(row.id)
+    await store.return_paper(row.id, "受送达人地址不详")
+    [item] = await store.paper_deliveries(state="paper_pending")
+    assert item["printed_at"] is None and "受送达人地址不详" in item["last_error"], "returned: open, printable again"
+    with pytest.raises(PaperStateError, match="no delivery 999"):
+        await store.confirm_paper(999, {}, 0.0)
+    kinds = [e["kind"] for e in await store.paper_events(row.id)]
+    assert kinds == ["recalled", "printed", "returned"]
