@@ -97,6 +97,9 @@ class PaperSettings(BaseModel):
 
     dir: str = Field(default="paper", description="the only directory paper PDFs and receipt scans are written to")
     issuer: str = Field(default="行政审批局", description="the authority named at the foot of every notice (落款)")
+    reconcile_s: float = Field(
+        default=60.0, gt=0, description="how often fallback paper items are checked against their platform's status"
+    )
 
 
 class Config(BaseModel):

@@ -83,6 +83,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "classification": env.classification.value,
         "printed": row["printed_at"] is not None,
         "fallback": row["channel"] != "paper",
+        "flagged": bool(row["flagged"]),  # the platform holds it after all: check before serving on paper
         "reason": row["last_error"],
     }
 

@@ -19,14 +19,19 @@ import structlog
 from adapters import DestinationAdapter, Direction, SourceAdapter
 from adapters.registry import load
 from gateway.config import Config, ConfigError
+from gateway.paper.reconcile import reconcile_paper
 from gateway.poller import SourcePoller
 from gateway.relay import Destination, Relay
 from gateway.routing import ConfigRouter, mapping_from_rows
 from gateway.store import Store, open_store
+from gateway.store.sqlite import SQLiteStore
 
 __all__ = ["Gateway"]
 
 log = structlog.get_logger("shenguan.runtime")
+
+# Periodic tasks that never finish on their own: cancelled at stop instead of awaited.
+_WATCHERS = frozenset({"mapping-watch", "paper-watch"})
 
 
 def _build(kind: str, name: str, adapter_name: str, options: dict[str, Any]) -> Any:
@@ -79,6 +84,8 @@ class Gateway:
         await self.refresh_mapping()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
         self._tasks.append(asyncio.create_task(self._watch_mapping(), name="mapping-watch"))
+        if isinstance(self.store, SQLiteStore):
+            self._tasks.append(asyncio.create_task(self._watch_paper(), name="paper-watch"))
         for name, adapter in self.sources.items():
             poller = SourcePoller(
                 name,
@@ -123,6 +130,15 @@ class Gateway:
             except Exception:  # a bad read must not stop the gateway; the next round tries again
                 log.exception("mapping.refresh_failed")
 
+    async def _watch_paper(self) -> None:
+        assert isinstance(self.store, SQLiteStore)
+        while True:
+            await asyncio.sleep(self.config.paper.reconcile_s)
+            try:
+                await reconcile_paper(self.store, self.destinations)
+            except Exception:  # a failed pass is retried at the next interval
+                log.exception("paper.reconcile_failed")
+
     async def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: stop polling and leasing, let in-flight attempts finish within the grace time."""
         grace = self.config.gateway.shutdown_grace_s if grace_s is None else grace_s
@@ -131,7 +147,7 @@ class Gateway:
         if self.relay:
             self.relay.stop()
         for task in self._tasks:
-            if task.get_name() == "mapping-watch":
+            if task.get_name() in _WATCHERS:
                 task.cancel()
         if self._tasks:
             done, pending = await asyncio.wait(self._tasks, timeout=grace)

@@ -485,7 +485,9 @@ class SQLiteStore:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             sql = (
                 "SELECT d.id, d.message_id, d.destination, d.channel, d.state, d.printed_at, d.created_at, "
-                "d.delivered_at, d.last_error, m.envelope FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                "d.delivered_at, d.last_error, d.idempotency_key, m.envelope, "
+                "EXISTS (SELECT 1 FROM paper_events e WHERE e.delivery_id = d.id AND e.kind = 'electronic_success') "
+                "AS flagged FROM deliveries d JOIN messages m ON m.id = d.message_id "
                 "WHERE d.state IN ('paper_pending', 'paper_delivered') AND d.id > ?"
             )
             args: list[Any] = [after_id]
@@ -578,6 +580,25 @@ class SQLiteStore:
             self._paper_event(conn, delivery_id, "returned", {"reason": reason}, now)
 
         await self._run(self._tx, run)
+
+    async def flag_paper(self, delivery_id: int, detail: dict[str, Any]) -> bool:
+        """Flag a paper item whose electronic channel turned out to hold the fact after all.
+
+        It is not closed automatically: it may already be on its way on paper, and only an operator can
+        tell. Returns False when it was already flagged (the alert fires once).
+        """
+
+        def run(conn: sqlite3.Connection) -> bool:
+            self._paper_state(conn, delivery_id, "paper_pending", "flag")
+            seen = conn.execute(
+                "SELECT 1 FROM paper_events WHERE delivery_id = ? AND kind = 'electronic_success'", (delivery_id,)
+            ).fetchone()
+            if seen:
+                return False
+            self._paper_event(conn, delivery_id, "electronic_success", detail, self._clock())
+            return True
+
+        return await self._run(self._tx, run)
 
     @staticmethod
     def _paper_state(conn: sqlite3.Connection, delivery_id: int, wanted: str, action: str) -> dict[str, Any]:

@@ -135,3 +135,40 @@ async def test_secret_approval_goes_only_to_paper_while_the_platform_is_up(tmp_p
     assert [r["approvalNo"] for r in held["records"]] == [PUBLIC["PROJID"]]
     assert PUBLIC["PROJID"] in wire, "the capture sees what was relayed electronically"
     assert SECRET["PROJID"] not in wire and SECRET["APPLYNAME"] not in wire and SECRET["APPLY_CARDNUMBER"] not in wire
+
+
+async def test_a_late_electronic_success_flags_the_paper_item_once(tmp_path: Path) -> None:
+    from gateway.paper.reconcile import reconcile_paper
+
+    mocks = await run_in_background()
+    cfg = demo_config(mocks.base_url, tmp_path / "g.db")
+    hlwjg = cfg.destinations["hlwjg"]
+    hlwjg.max_attempts, hlwjg.paper_fallback = 2, True
+    try:
+        async with httpx.AsyncClient(base_url=mocks.base_url) as client:
+            first = variant("320700261121000000303")
+            await client.post("/zwfw/_mock/inject", json={"records": [first]})
+            gateway = Gateway(cfg)
+            await gateway.start()
+            try:
+                assert await gateway.wait_idle(timeout_s=20)  # delivered normally; the adapter holds a token
+                # Now every reply is lost after the platform applied the request: the gateway cannot know.
+                await client.post("/hlwjg/_mock/faults", json={"drop_response_rate": 1.0})
+                await client.post("/zwfw/_mock/inject", json={"records": [PUBLIC]})
+                async with asyncio.timeout(20):
+                    while (await gateway.store.status())["deliveries"]["paper_pending"] < 1:  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+                assert (await client.get("/hlwjg/_mock/records")).json()["accepted"] == 2, "it did arrive"
+                await client.post("/hlwjg/_mock/faults", json={"drop_response_rate": 0.0})
+                assert await reconcile_paper(gateway.store, gateway.destinations) == 1
+                assert await reconcile_paper(gateway.store, gateway.destinations) == 0, "flagged once"
+                [item] = await gateway.store.paper_deliveries(state="paper_pending")
+                events = await gateway.store.paper_events(int(item["id"]))
+            finally:
+                await gateway.stop()
+            held = (await client.get("/hlwjg/_mock/records")).json()
+    finally:
+        await mocks.stop()
+    assert item["flagged"] and [e["kind"] for e in events] == ["electronic_success"]
+    assert events[0]["detail"]["remote_id"] and not events[0]["detail"]["printed"]
+    assert held["duplicate_creations"] == 0
