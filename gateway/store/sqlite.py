@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.audit import GENESIS, AuditEntry, canonical, entry_hash
 from gateway.dedup import LedgerEntry, decide
 from gateway.store.base import (
     DeliveryState,
@@ -148,6 +149,15 @@ CREATE TABLE IF NOT EXISTS paper_events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS paper_events_delivery ON paper_events (delivery_id);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cursors (
     source TEXT PRIMARY KEY,
     cursor TEXT,
@@ -185,6 +195,31 @@ class SQLiteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
+
+    # -- audit chain (全程留痕) -------------------------------------------------------------------------
+
+    def _audit(self, conn: sqlite3.Connection, kind: str, subject: object, **detail: Any) -> None:
+        """Append one entry to the chain, inside the caller's transaction."""
+        row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+        at = self._clock()
+        text = canonical({k: v for k, v in detail.items() if v is not None})
+        conn.execute(
+            "INSERT INTO audit (seq, at, kind, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (seq, at, kind, str(subject), text, prev, entry_hash(prev, seq, at, kind, str(subject), text)),
+        )
+
+    async def audit_entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """A page of the chain in order (``verify`` streams it page by page)."""
+
+        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
+            cur = conn.execute(
+                "SELECT seq, at, kind, subject, detail, prev_hash, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            )
+            return [AuditEntry(*row) for row in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -311,6 +346,17 @@ class SQLiteStore:
                         now,
                     ),
                 )
+                self._audit(
+                    conn,
+                    "message.suppressed",
+                    env.id,
+                    type=env.type,
+                    business_key=env.business_key,
+                    revision=env.revision,
+                    source=env.source,
+                    verdict=decision.verdict.value,
+                    original=decision.original_message_id,
+                )
                 if decision.verdict == "duplicate":
                     result.duplicates += 1
                 else:
@@ -346,6 +392,17 @@ class SQLiteStore:
                 (env.type, env.business_key, env.revision, env.content_hash, env.time.isoformat(), env.id, now),
             )
             self._insert_deliveries(conn, env, routes, now)
+            self._audit(
+                conn,
+                "message.accepted",
+                env.id,
+                type=env.type,
+                business_key=env.business_key,
+                revision=env.revision,
+                source=env.source,
+                verdict=decision.verdict.value,
+                routes=[f"{r.destination}:{r.channel}" for r in routes],
+            )
             result.accepted += 1
             result.revisions += decision.verdict == "revision"
             if not routes:
@@ -353,10 +410,11 @@ class SQLiteStore:
                 result.unrouted_ids.append(env.id)
             result.message_ids.append(env.id)
         for rej in rejections:
-            conn.execute(
+            cur = conn.execute(
                 "INSERT INTO rejected (source, position, reason, raw, received_at) VALUES (?, ?, ?, ?, ?)",
                 (rej.source, rej.position, rej.reason, rej.raw, now),
             )
+            self._audit(conn, "message.rejected", f"rejected:{cur.lastrowid}", source=rej.source, reason=rej.reason)
         result.rejected = len(rejections)
         if cursor is not None:
             conn.execute(
@@ -405,6 +463,8 @@ class SQLiteStore:
                 "last_error_kind = 'outcome_unknown' WHERE state = 'in_flight'",
                 (*uncertain, *verify, now, now),
             )
+            if cur.rowcount:
+                self._audit(conn, "deliveries.recovered", owner, count=cur.rowcount)
             return cur.rowcount
 
         return await self._run(self._tx, run)
@@ -468,6 +528,7 @@ class SQLiteStore:
             if cur is None:
                 continue  # the lease was lost (expired and taken over): that holder records the outcome
             applied += 1
+            self._audit(conn, f"delivery.{o.state.value}", o.delivery_id, attempt=cur[0], error_kind=o.error_kind)
             conn.execute(
                 "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, finished_at, outcome, error_kind, "
                 "error) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -610,12 +671,16 @@ class SQLiteStore:
             raise PaperStateError(f"cannot {action} delivery {delivery_id}: it is {row[0]}, not {wanted}")
         return {"state": row[0], "channel": row[1], "printed_at": row[2]}
 
-    @staticmethod
-    def _paper_event(conn: sqlite3.Connection, delivery_id: int, kind: str, detail: dict[str, Any], at: float) -> None:
+    def _paper_event(
+        self, conn: sqlite3.Connection, delivery_id: int, kind: str, detail: dict[str, Any], at: float
+    ) -> None:
         conn.execute(
             "INSERT INTO paper_events (delivery_id, kind, at, detail) VALUES (?, ?, ?, ?)",
             (delivery_id, kind, at, json.dumps(detail, ensure_ascii=False, sort_keys=True)),
         )
+        # Who and when, in the chain; the receipt's free text (note, scan path) stays in paper_events.
+        who = {k: detail.get(k) for k in ("recorded_by", "signed_at", "method", "reason", "remote_id")}
+        self._audit(conn, f"paper.{kind}", delivery_id, **who)
 
     # -- mapping list (审管事项关联映射清单) ---------------------------------------------------------------
 
@@ -640,6 +705,7 @@ class SQLiteStore:
                 "INSERT INTO mapping_rows (version, row_json) VALUES (?, ?)",
                 [(version, json.dumps(row, ensure_ascii=False, sort_keys=True)) for row in rows],
             )
+            self._audit(conn, "mapping.imported", version, source=source, digest=digest, rows=len(rows))
             return version
 
         return await self._run(self._tx, run)
@@ -651,6 +717,7 @@ class SQLiteStore:
             if conn.execute("SELECT 1 FROM mapping_versions WHERE version = ?", (version,)).fetchone() is None:
                 raise KeyError(version)
             conn.execute("UPDATE mapping_versions SET active = (version = ?)", (version,))
+            self._audit(conn, "mapping.restored", version)
 
         await self._run(self._tx, run)
 
@@ -683,9 +750,7 @@ class SQLiteStore:
             if scanned < batch:
                 return total
 
-    def _reroute_batch(
-        self, conn: sqlite3.Connection, router: Router, batch: int, after: str
-    ) -> tuple[int, int, str]:
+    def _reroute_batch(self, conn: sqlite3.Connection, router: Router, batch: int, after: str) -> tuple[int, int, str]:
         now = self._clock()
         rows = conn.execute(
             "SELECT id, envelope FROM messages WHERE routed = 0 AND id > ? ORDER BY id LIMIT ?", (after, batch)
@@ -697,6 +762,7 @@ class SQLiteStore:
             if routes:
                 self._insert_deliveries(conn, env, routes, now)
                 conn.execute("UPDATE messages SET routed = 1 WHERE id = ?", (message_id,))
+                self._audit(conn, "message.routed", message_id, routes=[f"{r.destination}:{r.channel}" for r in routes])
                 routed += 1
         return routed, len(rows), rows[-1][0] if rows else after
 
