@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from gateway.audit import AuditEntry, VerifyResult, verify_entries
-from gateway.config import ConfigError, load_config
-from gateway.store import open_store
+from gateway.cli_support import ConfigOpt, DbOpt, JsonOpt, load_or_exit, run_on_store
 from gateway.store.sqlite import SQLiteStore
 
 __all__ = ["app"]
@@ -22,21 +19,12 @@ app = typer.Typer(help="Audit chain (全程留痕): verify.", no_args_is_help=Tr
 
 @app.command()
 def verify(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="store path or URL (overrides gateway.db)")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Check every entry's hash and link; exit 1 and name the first broken entry if the chain does not hold."""
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    store = open_store(db or cfg.gateway.db)
-    if not isinstance(store, SQLiteStore) or not store.path.exists():
-        typer.echo(f"error: no store at {db or cfg.gateway.db}", err=True)
-        raise typer.Exit(2)
-    result = asyncio.run(_verify(store))
+    result = run_on_store(load_or_exit(config, db), _verify)
     if json_:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
     elif result.ok:
@@ -49,16 +37,12 @@ def verify(
 
 
 async def _verify(store: SQLiteStore) -> VerifyResult:
-    await store.open(exclusive=False)
-    try:
-        loop = asyncio.get_running_loop()
+    loop = asyncio.get_running_loop()
 
-        def entries() -> Iterator[AuditEntry]:
-            after = 0
-            while page := asyncio.run_coroutine_threadsafe(store.audit_entries(after_seq=after), loop).result():
-                yield from page
-                after = page[-1].seq
+    def entries() -> Iterator[AuditEntry]:
+        after = 0
+        while page := asyncio.run_coroutine_threadsafe(store.audit_entries(after_seq=after), loop).result():
+            yield from page
+            after = page[-1].seq
 
-        return await asyncio.to_thread(verify_entries, entries())
-    finally:
-        await store.close()
+    return await asyncio.to_thread(verify_entries, entries())

@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +18,8 @@ import uvicorn
 from adapters.scaffold.cli import app as scaffold_app
 from gateway.audit_cli import app as audit_app
 from gateway.calendar_cli import app as calendar_app
-from gateway.config import Config, ConfigError, load_config
+from gateway.cli_support import ConfigOpt, DbOpt, JsonOpt, fail, load_or_exit, run_on_store
+from gateway.config import Config, ConfigError
 from gateway.logging import configure_logging
 from gateway.mapping_cli import app as mapping_app
 from gateway.paper_cli import app as paper_app
@@ -41,25 +41,6 @@ app.add_typer(mapping_app, name="mapping", help="审管事项关联映射清单:
 app.add_typer(audit_app, name="audit", help="Audit chain (全程留痕): verify.")
 app.add_typer(paper_app, name="paper", help="Paper delivery (纸质送达): list, render, confirm, recall, return.")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="store path or URL (overrides gateway.db)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _load(config: Path | None, db: str | None) -> Config:
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    if db is not None:
-        cfg.gateway.db = db
-    return cfg
-
 
 @app.command()
 def serve(
@@ -68,14 +49,14 @@ def serve(
     listen: Annotated[str | None, typer.Option(help="host:port of the HTTP side")] = None,
 ) -> None:
     """Run pollers, relay and the HTTP side until SIGTERM (graceful) — or SIGKILL (recovered at restart)."""
-    cfg = _load(config, db)
+    cfg = load_or_exit(config, db)
     if listen is not None:
         cfg.gateway.listen = listen
     configure_logging("json" if cfg.gateway.log_format == "auto" else cfg.gateway.log_format, cfg.gateway.log_level)
     try:
         code = asyncio.run(_serve(cfg))
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     raise typer.Exit(code)
 
 
@@ -129,8 +110,8 @@ async def _serve(cfg: Config) -> int:
 @app.command()
 def status(config: ConfigOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Counts of messages and deliveries by state."""
-    cfg = _load(config, db)
-    counts = asyncio.run(_status(cfg))
+    cfg = load_or_exit(config, db)
+    counts = run_on_store(cfg, lambda store: store.status())
     if json_:
         typer.echo(json.dumps(counts, ensure_ascii=False))
         return
@@ -142,23 +123,6 @@ def status(config: ConfigOpt = None, db: DbOpt = None, json_: JsonOpt = False) -
     deliveries: dict[str, int] = counts["deliveries"]  # type: ignore[assignment]
     for state, n in deliveries.items():
         typer.echo(f"  {state:<16} {n}")
-
-
-async def _status(cfg: Config) -> dict[str, Any]:
-    from gateway.store import open_store
-    from gateway.store.sqlite import SQLiteStore
-
-    store = open_store(cfg.gateway.db)
-    if isinstance(store, SQLiteStore):
-        if not store.path.exists():
-            raise _fail(f"no store at {store.path} (wrong --db or --config?)")
-        await store.open(exclusive=False)
-    else:
-        await store.open()
-    try:
-        return await store.status()
-    finally:
-        await store.close()
 
 
 @app.command()

@@ -7,7 +7,6 @@ row never half-applies. Every import is kept; ``restore`` makes an earlier versi
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 from pathlib import Path
@@ -15,39 +14,12 @@ from typing import Annotated, Any
 
 import typer
 
-from gateway.config import ConfigError, load_config
+from gateway.cli_support import ConfigOpt, DbOpt, JsonOpt, fail, load_or_exit, run_on_store
 from gateway.mapping import MappingFileError, MappingList, parse_mapping, render_problems
-from gateway.store import open_store
-from gateway.store.sqlite import SQLiteStore
 
 __all__ = ["app"]
 
 app = typer.Typer(help="审管事项关联映射清单 (approval ↔ supervision item mapping list).", no_args_is_help=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="store path or URL (overrides gateway.db)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _store(config: Path | None, db: str | None) -> SQLiteStore:
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    store = open_store(db or cfg.gateway.db)
-    if not isinstance(store, SQLiteStore):  # pragma: no cover - only SQLite exists today
-        raise typer.Exit(2)
-    return store
-
-
-async def _with_store(store: SQLiteStore, fn: Any) -> Any:
-    # Not exclusive: an import may run while `shenguan serve` holds the database.
-    await store.open(exclusive=False)
-    try:
-        return await fn(store)
-    finally:
-        await store.close()
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
@@ -68,8 +40,7 @@ def import_(
     try:
         parsed: MappingList = parse_mapping(file)
     except MappingFileError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     report: dict[str, Any] = {
         "file": str(file),
         "ok": parsed.ok,
@@ -81,10 +52,11 @@ def import_(
         "unchanged": False,
     }
     if parsed.ok and not dry_run:
-        store = _store(config, db)
         rows = [_row_dict(r) for r in parsed.rows]
-        version = asyncio.run(
-            _with_store(store, lambda s: s.import_mapping(rows, source=str(file), digest=parsed.digest))
+        version = run_on_store(
+            load_or_exit(config, db),
+            lambda s: s.import_mapping(rows, source=str(file), digest=parsed.digest),
+            create=True,
         )
         report["version"] = version
         report["unchanged"] = version is None
@@ -105,7 +77,7 @@ def import_(
 @app.command("list")
 def list_(config: ConfigOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Imported versions, newest first."""
-    versions = asyncio.run(_with_store(_store(config, db), lambda s: s.mapping_versions()))
+    versions = run_on_store(load_or_exit(config, db), lambda s: s.mapping_versions(), create=True)
     if json_:
         typer.echo(json.dumps(versions, ensure_ascii=False))
         return
@@ -122,8 +94,7 @@ def restore(
 ) -> None:
     """Make an earlier version active again."""
     try:
-        asyncio.run(_with_store(_store(config, db), lambda s: s.restore_mapping(version)))
+        run_on_store(load_or_exit(config, db), lambda s: s.restore_mapping(version), create=True)
     except KeyError:
-        typer.echo(f"error: there is no mapping version {version} (see `shenguan mapping list`)", err=True)
-        raise typer.Exit(2) from None
+        raise fail(f"there is no mapping version {version} (see `shenguan mapping list`)") from None
     typer.echo(f"mapping version {version} is active")

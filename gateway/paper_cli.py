@@ -7,7 +7,6 @@ item that could not be served. Files are written only inside the configured pape
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from collections.abc import Awaitable, Callable
@@ -17,10 +16,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.cli_support import ConfigOpt, DbOpt, JsonOpt, fail, load_or_exit, run_on_store
+from gateway.config import Config
 from gateway.paper.queue import render_queue
 from gateway.paper.render import cli_progress, safe_output_path
-from gateway.store import open_store
 from gateway.store.sqlite import PaperStateError, SQLiteStore
 from schemas import Envelope
 
@@ -31,44 +30,12 @@ CST = timezone(timedelta(hours=8))
 
 app = typer.Typer(help="Paper delivery (纸质送达): list, render, confirm, recall, return.", no_args_is_help=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="store path or URL (overrides gateway.db)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def _config(config: Path | None, db: str | None) -> Config:
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    if db is not None:
-        cfg.gateway.db = db
-    return cfg
-
 
 def _run(cfg: Config, fn: Callable[[SQLiteStore], Awaitable[T]]) -> T:
-    store = open_store(cfg.gateway.db)
-    if not isinstance(store, SQLiteStore):  # pragma: no cover - only SQLite exists today
-        raise _fail("paper operations need the SQLite store")
-    if not store.path.exists():
-        raise _fail(f"no store at {store.path} (wrong --db or --config?)")
-
-    async def main() -> T:
-        await store.open(exclusive=False)  # operators work while `shenguan serve` runs
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
     try:
-        return asyncio.run(main())
+        return run_on_store(cfg, fn)
     except PaperStateError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -97,8 +64,8 @@ def list_(
 ) -> None:
     """Paper deliveries and where each stands."""
     if state not in (None, "paper_pending", "paper_delivered"):
-        raise _fail("--state must be paper_pending or paper_delivered")
-    cfg = _config(config, db)
+        raise fail("--state must be paper_pending or paper_delivered")
+    cfg = load_or_exit(config, db)
 
     async def read(store: SQLiteStore) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -130,13 +97,13 @@ def render(
 ) -> None:
     """Render items into one PDF for printing; they are then marked printed (electronic retries end)."""
     if bool(ids) == all_:
-        raise _fail("give delivery ids or --all (not both)")
-    cfg = _config(config, db)
+        raise fail("give delivery ids or --all (not both)")
+    cfg = load_or_exit(config, db)
     name = out or f"paper-{datetime.now(CST):%Y%m%d-%H%M%S}.pdf"
     try:
         path = safe_output_path(Path(cfg.paper.dir), name)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     with cli_progress(None) as progress:
         rendered = _run(cfg, lambda s: render_queue(s, cfg, path, ids=ids or None, progress=progress))
     report = {"file": str(path), "rendered": rendered}
@@ -147,7 +114,7 @@ def _signed_at(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise _fail(f"--signed-at {text!r} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+        raise fail(f"--signed-at {text!r} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
     return value if value.tzinfo else value.replace(tzinfo=CST)
 
 
@@ -168,12 +135,12 @@ def confirm(
     """Record a signed 送达回证: the delivery becomes paper_delivered as of its signing date."""
     import getpass
 
-    cfg = _config(config, db)
+    cfg = load_or_exit(config, db)
     when = _signed_at(signed_at)
     stored_scan = None
     if scan is not None:
         if not scan.is_file():
-            raise _fail(f"--scan {scan} is not a file")
+            raise fail(f"--scan {scan} is not a file")
         target = safe_output_path(Path(cfg.paper.dir), f"receipts/{delivery_id}-{scan.name}")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(scan, target)
@@ -197,7 +164,7 @@ def recall(
     db: DbOpt = None,
 ) -> None:
     """Send an unprinted fallback item back to electronic delivery (the channel has recovered)."""
-    _run(_config(config, db), lambda s: s.recall_paper(delivery_id))
+    _run(load_or_exit(config, db), lambda s: s.recall_paper(delivery_id))
     typer.echo(f"delivery {delivery_id} returned to electronic delivery")
 
 
@@ -211,6 +178,6 @@ def return_(
     """Record an undeliverable item: it stays open for another attempt, and an alert is logged."""
     import structlog
 
-    _run(_config(config, db), lambda s: s.return_paper(delivery_id, reason))
+    _run(load_or_exit(config, db), lambda s: s.return_paper(delivery_id, reason))
     structlog.get_logger("shenguan.paper").warning("paper.returned", delivery=delivery_id, reason=reason)
     typer.echo(f"delivery {delivery_id} returned undelivered; it stays open")
