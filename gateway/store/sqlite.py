@@ -350,10 +350,7 @@ class SQLiteStore:
                     conn,
                     "message.suppressed",
                     env.id,
-                    type=env.type,
-                    business_key=env.business_key,
-                    revision=env.revision,
-                    source=env.source,
+                    **_fact(env),
                     verdict=decision.verdict.value,
                     original=decision.original_message_id,
                 )
@@ -396,12 +393,9 @@ class SQLiteStore:
                 conn,
                 "message.accepted",
                 env.id,
-                type=env.type,
-                business_key=env.business_key,
-                revision=env.revision,
-                source=env.source,
+                **_fact(env),
                 verdict=decision.verdict.value,
-                routes=[f"{r.destination}:{r.channel}" for r in routes],
+                routes=_route_names(routes),
             )
             result.accepted += 1
             result.revisions += decision.verdict == "revision"
@@ -762,7 +756,7 @@ class SQLiteStore:
             if routes:
                 self._insert_deliveries(conn, env, routes, now)
                 conn.execute("UPDATE messages SET routed = 1 WHERE id = ?", (message_id,))
-                self._audit(conn, "message.routed", message_id, routes=[f"{r.destination}:{r.channel}" for r in routes])
+                self._audit(conn, "message.routed", message_id, routes=_route_names(routes))
                 routed += 1
         return routed, len(rows), rows[-1][0] if rows else after
 
@@ -815,6 +809,15 @@ class SQLiteStore:
             return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
         return await self._run(lambda: read(self._connection()))
+
+
+def _fact(env: Envelope) -> dict[str, Any]:
+    """The audit chain's view of a message: which version of which fact, from where (no payload)."""
+    return {"type": env.type, "business_key": env.business_key, "revision": env.revision, "source": env.source}
+
+
+def _route_names(routes: Sequence[Any]) -> list[str]:
+    return [f"{r.destination}:{r.channel}" for r in routes]
 
 
 def _parse_time(text: str | None) -> datetime | None:
