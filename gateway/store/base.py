@@ -27,6 +27,7 @@ __all__ = [
     "DeliveryState",
     "IngestResult",
     "LeasedDelivery",
+    "MessageVerdict",
     "Outcome",
     "Rejection",
     "Route",
@@ -74,6 +75,19 @@ class Rejection:
     position: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class MessageVerdict:
+    """What the dedup ledger decided for one incoming message: ``new``, ``revision``, ``duplicate`` or ``stale``.
+
+    ``original_message_id`` names the stored message a suppressed one repeats (or is older than).
+    """
+
+    message_id: str
+    type: str
+    verdict: str
+    original_message_id: str | None = None
+
+
 @dataclass(slots=True)
 class IngestResult:
     accepted: int = 0  # new facts and revisions stored for relay
@@ -84,6 +98,7 @@ class IngestResult:
     unrouted: int = 0
     unrouted_ids: list[str] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
+    verdicts: list[MessageVerdict] = field(default_factory=list)  # one per envelope, in input order
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +112,8 @@ class LeasedDelivery:
     attempts: int  # including the one about to be made
     verify_first: bool  # ask the receiver's status before sending (the last outcome was unknown)
     envelope_json: str
+    type: str | None = None  # the message's event type (metrics label; saves parsing the envelope)
+    accepted_at: float | None = None  # when the delivery was created: the start of its relay latency
 
     def envelope(self) -> Envelope:
         return Envelope.model_validate_json(self.envelope_json)

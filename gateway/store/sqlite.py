@@ -23,12 +23,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.audit import GENESIS, AuditEntry, canonical, entry_hash
+from gateway.audit import GENESIS, AuditAlgorithmError, AuditEntry, canonical, entry_hash, hex_digest
 from gateway.dedup import LedgerEntry, decide
 from gateway.store.base import (
     DeliveryState,
     IngestResult,
     LeasedDelivery,
+    MessageVerdict,
     Outcome,
     Rejection,
     Router,
@@ -187,11 +188,23 @@ class SQLiteStore:
     """The default store: one file, WAL journal, ``synchronous=FULL`` unless told otherwise."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, synchronous: str = "FULL", clock: Callable[[], float] = time.time
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        clock: Callable[[], float] = time.time,
+        audit_algorithm: str | None = None,
+        audit_mode: str = "metadata",
     ) -> None:
         self.path = Path(path)
         self._synchronous = synchronous
         self._clock = clock
+        if audit_algorithm is not None:
+            hex_digest(b"", audit_algorithm)  # unknown algorithm: refuse before opening anything
+        self._wanted_algorithm = audit_algorithm
+        self.audit_algorithm = audit_algorithm or "sha256"  # the chain's own, read at open
+        self._audit_full = audit_mode == "full"
+        self._audit_batch: list[tuple[float, str, str, str]] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
@@ -199,15 +212,54 @@ class SQLiteStore:
     # -- audit chain (全程留痕) -------------------------------------------------------------------------
 
     def _audit(self, conn: sqlite3.Connection, kind: str, subject: object, **detail: Any) -> None:
-        """Append one entry to the chain, inside the caller's transaction."""
+        """Queue one entry for the chain; ``_tx`` appends the transaction's entries just before it commits.
+
+        Batching matters: the chain tip is read once per transaction instead of once per entry, and the
+        rows go in with one ``executemany`` — an ingest page of 500 records is 500+ entries.
+        """
+        entry = (self._clock(), kind, str(subject), canonical({k: v for k, v in detail.items() if v is not None}))
+        if self._audit_batch is None:  # outside _tx (not expected): append at once, same transaction as the caller
+            self._append_audit(conn, [entry])
+        else:
+            self._audit_batch.append(entry)
+
+    def _append_audit(self, conn: sqlite3.Connection, entries: Sequence[tuple[float, str, str, str]]) -> None:
         row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-        at = self._clock()
-        text = canonical({k: v for k, v in detail.items() if v is not None})
-        conn.execute(
-            "INSERT INTO audit (seq, at, kind, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (seq, at, kind, str(subject), text, prev, entry_hash(prev, seq, at, kind, str(subject), text)),
+        seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+        if seq == 0 and entries:
+            # The first entry fixes the chain's algorithm; recorded beside it so verify uses the same one.
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('audit_algorithm', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (self.audit_algorithm,),
+            )
+        rows = []
+        for at, kind, subject, text in entries:
+            seq += 1
+            digest = entry_hash(prev, seq, at, kind, subject, text, algorithm=self.audit_algorithm)
+            rows.append((seq, at, kind, subject, text, prev, digest))
+            prev = digest
+        conn.executemany(
+            "INSERT INTO audit (seq, at, kind, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
         )
+
+    def _audit_payload(self, env: Envelope) -> dict[str, Any]:
+        """In ``full`` audit mode, the message's canonical payload; nothing in ``metadata`` mode (the default)."""
+        return {"payload": env.data.model_dump(mode="json")} if self._audit_full else {}
+
+    def _chain_algorithm(self, conn: sqlite3.Connection) -> None:
+        """Read the chain's algorithm; refuse a configured one that differs from a chain already started."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'audit_algorithm'").fetchone()
+        started = conn.execute("SELECT 1 FROM audit LIMIT 1").fetchone() is not None
+        chain = row[0] if row else ("sha256" if started else None)  # chains from before the choice are SHA-256
+        if chain is None:
+            return  # no chain yet: the first entry will use the configured algorithm
+        if self._wanted_algorithm is not None and chain != self._wanted_algorithm and started:
+            raise AuditAlgorithmError(
+                f"the audit chain in {self.path} is hashed with {chain}, the configuration asks for "
+                f"{self._wanted_algorithm}: a chain cannot mix algorithms (set [audit] algorithm = \"{chain}\", "
+                "or start a new store)"
+            )
+        self.audit_algorithm = chain if started else (self._wanted_algorithm or chain)
 
     async def audit_entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
         """A page of the chain in order (``verify`` streams it page by page)."""
@@ -232,11 +284,16 @@ class SQLiteStore:
     def _tx(self, fn: Callable[..., T], *args: Any) -> T:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
+        self._audit_batch = []
         try:
             result = fn(conn, *args)
+            if self._audit_batch:
+                self._append_audit(conn, self._audit_batch)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            self._audit_batch = None
         conn.execute("COMMIT")
         return result
 
@@ -252,7 +309,11 @@ class SQLiteStore:
         if exclusive:
             self._take_lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shenguan-sqlite")
-        await self._run(self._open_sync)
+        try:
+            await self._run(self._open_sync)
+        except BaseException:  # e.g. an audit algorithm that contradicts the chain: release lock and thread
+            await self.close()
+            raise
 
     def _take_lock(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +337,11 @@ class SQLiteStore:
         conn.executescript(SCHEMA)
         _migrate(conn)
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        try:
+            self._chain_algorithm(conn)
+        except AuditAlgorithmError:
+            conn.close()
+            raise
         self._conn = conn
 
     async def close(self) -> None:
@@ -354,6 +420,9 @@ class SQLiteStore:
                     verdict=decision.verdict.value,
                     original=decision.original_message_id,
                 )
+                result.verdicts.append(
+                    MessageVerdict(env.id, env.type, decision.verdict.value, decision.original_message_id)
+                )
                 if decision.verdict == "duplicate":
                     result.duplicates += 1
                 else:
@@ -396,7 +465,9 @@ class SQLiteStore:
                 **_fact(env),
                 verdict=decision.verdict.value,
                 routes=_route_names(routes),
+                **self._audit_payload(env),
             )
+            result.verdicts.append(MessageVerdict(env.id, env.type, decision.verdict.value))
             result.accepted += 1
             result.revisions += decision.verdict == "revision"
             if not routes:
@@ -480,16 +551,19 @@ class SQLiteStore:
             "  AND d.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.destination = d.destination "
             "  AND o.fact_key = d.fact_key AND o.revision < d.revision AND o.state IN ('pending', 'in_flight', 'retry_wait')) "
             "  ORDER BY d.next_attempt_at, d.id LIMIT ?) "
-            "RETURNING id, message_id, destination, idempotency_key, attempts, verify_first",
+            "RETURNING id, message_id, destination, idempotency_key, attempts, verify_first, created_at",
             (owner, now + lease_s, now, destination, now, limit),
         ).fetchall()
         if not rows:
             return []
         ids = {r[1] for r in rows}
         marks = ",".join("?" * len(ids))
-        bodies = dict(conn.execute(f"SELECT id, envelope FROM messages WHERE id IN ({marks})", tuple(ids)).fetchall())
+        bodies = {
+            mid: (body, typ)
+            for mid, body, typ in conn.execute(f"SELECT id, envelope, type FROM messages WHERE id IN ({marks})", tuple(ids))
+        }
         return [
-            LeasedDelivery(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bodies[r[1]])
+            LeasedDelivery(r[0], r[1], r[2], r[3], r[4], bool(r[5]), *bodies[r[1]], accepted_at=r[6])
             for r in sorted(rows, key=lambda r: r[0])
         ]
 
@@ -505,7 +579,7 @@ class SQLiteStore:
                 "UPDATE deliveries SET state = ?, lease_owner = NULL, lease_expires_at = NULL, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), verify_first = ?, last_error = ?, last_error_kind = ?, "
                 "remote_id = COALESCE(?, remote_id), delivered_at = COALESCE(?, delivered_at), updated_at = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = 'in_flight' RETURNING attempts",
+                "WHERE id = ? AND lease_owner = ? AND state = 'in_flight' RETURNING attempts, destination, message_id",
                 (
                     o.state.value,
                     o.next_attempt_at,
@@ -522,7 +596,15 @@ class SQLiteStore:
             if cur is None:
                 continue  # the lease was lost (expired and taken over): that holder records the outcome
             applied += 1
-            self._audit(conn, f"delivery.{o.state.value}", o.delivery_id, attempt=cur[0], error_kind=o.error_kind)
+            self._audit(
+                conn,
+                f"delivery.{o.state.value}",
+                o.delivery_id,
+                attempt=cur[0],
+                error_kind=o.error_kind,
+                destination=cur[1],
+                message=cur[2],
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, finished_at, outcome, error_kind, "
                 "error) VALUES (?, ?, ?, ?, ?, ?, ?)",
