@@ -6,10 +6,12 @@ from schemas.events import (
     ApprovalDecided,
     ApprovalItem,
     Certificate,
+    ClaimMode,
     Commitment,
     CommitmentMode,
     DecisionResult,
     SuperviseObject,
+    SupervisionTaskClaimed,
     SupervisionTaskCreated,
 )
 from schemas.identifiers import USCC, RegionCode, ResidentID
@@ -21,6 +23,7 @@ __all__ = [
     "ApprovalDecided",
     "ApprovalItem",
     "Certificate",
+    "ClaimMode",
     "Classification",
     "Commitment",
     "CommitmentMode",
@@ -33,6 +36,7 @@ __all__ = [
     "RegionCode",
     "ResidentID",
     "SuperviseObject",
+    "SupervisionTaskClaimed",
     "SupervisionTaskCreated",
     "describe_validation_error",
     "event_types",

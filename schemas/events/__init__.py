@@ -8,15 +8,17 @@ from schemas.events.approval import (
     CommitmentMode,
     DecisionResult,
 )
-from schemas.events.supervision import SuperviseObject, SupervisionTaskCreated
+from schemas.events.supervision import ClaimMode, SuperviseObject, SupervisionTaskClaimed, SupervisionTaskCreated
 
 __all__ = [
     "ApprovalDecided",
     "ApprovalItem",
     "Certificate",
+    "ClaimMode",
     "Commitment",
     "CommitmentMode",
     "DecisionResult",
     "SuperviseObject",
+    "SupervisionTaskClaimed",
     "SupervisionTaskCreated",
 ]
