@@ -5,6 +5,11 @@ It behaves like the real receiver a relay has to live with: OAuth2 client-creden
 ``requestId`` for reconciling an uncertain send — and, crucially, no protection beyond that: a *new*
 requestId carrying an approval it already holds at the same or an older ``dataVersion`` creates a second
 supervision task, counted in ``duplicate_creations``. A correct relay keeps that number at 0.
+
+It also takes claims recorded elsewhere (``POST api/v1/task-claims``: a default claim, 默认认领, that the
+gateway recorded when a task's claim deadline ran out). A claim marks its task claimed; a second claim of a
+task it already holds under a new requestId is a duplicate creation too. Received claims are not echoed into
+the event feed: the feed reports what happened on the platform, and echoing would send the claim round again.
 """
 
 from __future__ import annotations
@@ -74,6 +79,24 @@ class HeldRecord:
         }
 
 
+@dataclass(slots=True)
+class HeldClaim:
+    """A claim received for one task; ``duplicate`` marks a second claim of a task already claimed this way."""
+
+    task_no: str
+    claim: dict[str, Any]
+    request_ids: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "taskNo": self.task_no,
+            "requestIds": list(self.request_ids),
+            "duplicate": self.duplicate,
+            "claim": self.claim,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     """What a successful requestId did, kept to answer replays and status queries identically."""
@@ -119,6 +142,37 @@ def validate(body: Any) -> tuple[str, dict[str, Any]]:
     return request_id, record
 
 
+_CLAIM_MODES = frozenset({"MANUAL", "DEFAULT"})
+
+
+def validate_claim(body: Any) -> tuple[str, dict[str, Any]]:
+    """Return ``(requestId, claim)`` of a task-claim request or raise ``InvalidRecord`` naming the field."""
+    if not isinstance(body, dict):
+        raise InvalidRecord("body", "请求体必须为 JSON 对象")
+    request_id = body.get("requestId")
+    if not isinstance(request_id, str) or not request_id.strip():
+        raise InvalidRecord("requestId", "requestId 不能为空")
+    claim = body.get("claim")
+    if not isinstance(claim, dict):
+        raise InvalidRecord("claim", "claim 必须为 JSON 对象")
+    task_no = claim.get("taskNo")
+    if not isinstance(task_no, str) or not task_no.strip():
+        raise InvalidRecord("claim.taskNo", "taskNo 不能为空")
+    if claim.get("claimMode") not in _CLAIM_MODES:
+        raise InvalidRecord("claim.claimMode", "claimMode 必须为 MANUAL 或 DEFAULT")
+    claimed_at = claim.get("claimedAt")
+    try:
+        parsed = datetime.fromisoformat(claimed_at) if isinstance(claimed_at, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise InvalidRecord("claim.claimedAt", "claimedAt 必须为带时区的 ISO-8601 时间")
+    version = claim.get("dataVersion", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidRecord("claim.dataVersion", "dataVersion 必须为不小于 1 的整数")
+    return request_id, claim
+
+
 class HlwjgPlatform:
     """State of one hlwjg mock: tokens, held records and tasks, replies by requestId, the event feed."""
 
@@ -141,6 +195,8 @@ class HlwjgPlatform:
         self.outcomes: dict[str, _Outcome] = {}
         self.events: list[Any] = []
         self.claimed: set[str] = set()
+        self.claims: dict[str, HeldClaim] = {}
+        self.claim_log: list[HeldClaim] = []
         self.task_sequence = 0
         self.rejected = 0
         self.duplicate_creations = 0
@@ -153,6 +209,7 @@ class HlwjgPlatform:
             "rejected": self.rejected,
             "records": [h.as_dict() for h in self.held],
             "events": len(self.events),
+            "claims": [c.as_dict() for c in self.claim_log],
         }
 
     def generate(self, request: GenerateRequest) -> dict[str, int]:
@@ -244,6 +301,41 @@ class HlwjgPlatform:
             held.request_ids.append(request_id)
         self.outcomes[request_id] = _Outcome(held.task_no, approval_no, version)
         return self._accepted(held.task_no, replayed=False)
+
+    def submit_claim(self, body: Any) -> JSONResponse:
+        """Record a claim made elsewhere (a default claim the gateway recorded) for a task this platform holds.
+
+        Same rules as approval records: a known requestId is a replay; a claim of an already claimed task under
+        a new requestId is a naive duplicate (counted); a higher ``dataVersion`` updates the held claim.
+        """
+        if isinstance(body, dict) and isinstance(body.get("requestId"), str):
+            earlier = self.outcomes.get(body["requestId"])
+            if earlier is not None:
+                return self._accepted(earlier.task_no, replayed=True)
+        try:
+            request_id, claim = validate_claim(body)
+        except InvalidRecord as invalid:
+            self.rejected += 1
+            return _error(400, "INVALID_CLAIM", invalid.message, field=invalid.field)
+        task_no = claim["taskNo"]
+        task = next((h for h in self.held if h.task_no == task_no), None)
+        if task is None:
+            self.rejected += 1
+            return _error(404, "TASK_NOT_FOUND", f"未找到监管任务 {task_no}", field="claim.taskNo")
+        version = claim.get("dataVersion", 1)
+        held = self.claims.get(task_no)
+        if held is not None and version > int(held.claim.get("dataVersion", 1)):
+            held.claim = claim
+        else:
+            if held is not None:
+                self.duplicate_creations += 1
+            held = HeldClaim(task_no, claim, duplicate=held is not None)
+            self.claims.setdefault(task_no, held)
+            self.claim_log.append(held)
+        held.request_ids.append(request_id)
+        self.claimed.add(task_no)
+        self.outcomes[request_id] = _Outcome(task_no, task.approval_no, version)
+        return self._accepted(task_no, replayed=False)
 
     def status(self, request_id: str) -> JSONResponse:
         outcome = self.outcomes.get(request_id)
@@ -344,6 +436,19 @@ def native_router(platform: HlwjgPlatform) -> APIRouter:
             platform.rejected += 1
             return _error(400, "INVALID_RECORD", "请求体不是合法的 JSON", field="body")
         return platform.submit(body)
+
+    @router.post("/api/v1/task-claims")
+    async def task_claims(request: Request) -> JSONResponse:
+        """Record a claim (认领) of a task, e.g. a default claim (默认认领) recorded by the gateway."""
+        refusal = platform.authenticate(request.headers.get("authorization"))
+        if refusal is not None:
+            return refusal
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            platform.rejected += 1
+            return _error(400, "INVALID_CLAIM", "请求体不是合法的 JSON", field="body")
+        return platform.submit_claim(body)
 
     @router.get("/api/v1/approval-records/by-request/{request_id}")
     async def by_request(request_id: str, request: Request) -> JSONResponse:
