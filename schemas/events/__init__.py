@@ -8,6 +8,14 @@ from schemas.events.approval import (
     CommitmentMode,
     DecisionResult,
 )
+from schemas.events.credit import (
+    CreditLicensePublished,
+    CreditPenaltyPublished,
+    LicenseCategory,
+    LicenseStatus,
+    PenaltyCategory,
+    Yuan,
+)
 from schemas.events.supervision import ClaimMode, SuperviseObject, SupervisionTaskClaimed, SupervisionTaskCreated
 
 __all__ = [
@@ -17,8 +25,14 @@ __all__ = [
     "ClaimMode",
     "Commitment",
     "CommitmentMode",
+    "CreditLicensePublished",
+    "CreditPenaltyPublished",
     "DecisionResult",
+    "LicenseCategory",
+    "LicenseStatus",
+    "PenaltyCategory",
     "SuperviseObject",
     "SupervisionTaskClaimed",
     "SupervisionTaskCreated",
+    "Yuan",
 ]
