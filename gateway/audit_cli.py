@@ -23,15 +23,20 @@ def verify(
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Check every entry's hash and link; exit 1 and name the first broken entry if the chain does not hold."""
+    """Check every entry's hash and link; exit 1 and name the first broken entry if the chain does not hold.
+
+    The chain is checked with the algorithm recorded beside it (sha256 or sm3), whatever the configuration
+    says now: the question is whether the evidence holds, not whether it matches today's settings.
+    """
     result = run_on_store(load_or_exit(config, db), _verify)
     if json_:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
     elif result.ok:
-        typer.echo(f"audit chain holds: {result.checked} entries verified")
+        typer.echo(f"audit chain holds: {result.checked} entries verified ({result.algorithm})")
     else:
         typer.echo(
-            f"audit chain BROKEN at entry {result.first_broken}: {result.reason} ({result.checked} verified before it)"
+            f"audit chain BROKEN at entry {result.first_broken} ({result.broken}): {result.reason} "
+            f"({result.checked} verified before it, {result.algorithm})"
         )
     raise typer.Exit(0 if result.ok else 1)
 
@@ -45,4 +50,5 @@ async def _verify(store: SQLiteStore) -> VerifyResult:
             yield from page
             after = page[-1].seq
 
-    return await asyncio.to_thread(verify_entries, entries())
+    algorithm = getattr(store, "audit_algorithm", "sha256")
+    return await asyncio.to_thread(lambda: verify_entries(entries(), algorithm=algorithm))

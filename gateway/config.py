@@ -18,13 +18,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 __all__ = [
+    "AlertSettings",
+    "AuditSettings",
     "Config",
     "ConfigError",
     "DestinationConfig",
     "GatewaySettings",
+    "IngestAuthConfig",
     "RouteConfig",
     "SourceConfig",
     "load_config",
@@ -45,10 +48,45 @@ class _Section(BaseModel):
         return dict(self.model_extra or {})
 
 
+class IngestAuthConfig(BaseModel):
+    """Who may push to ``POST /ingest/{source}``: the x-tif signed headers (DESIGN §3) or API keys.
+
+    ``tif``: the caller signs each request with ``paasid`` and the shared ``secret`` (the platform's token),
+    a timestamp within ``window_s`` and a single-use nonce. ``api_key``: the caller sends one of ``api_keys``
+    in ``X-API-Key`` (or ``Authorization: Bearer``); store them as ``sha256$<hex>`` hashes, not in clear.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: Literal["tif", "api_key"]
+    paasid: str | None = Field(default=None, min_length=1)
+    secret: SecretStr | None = Field(default=None, description="x-tif token shared with the pushing platform")
+    api_keys: list[SecretStr] = Field(default=[], description="sha256$<hex of the key> (or the key itself)")
+    window_s: float = Field(default=300.0, gt=0, le=3600, description="accepted clock difference of x-tif-timestamp")
+
+    @model_validator(mode="after")
+    def _credentials_for_the_scheme(self) -> IngestAuthConfig:
+        if self.auth == "tif" and (not self.paasid or self.secret is None or not self.secret.get_secret_value()):
+            raise ValueError("auth = 'tif' needs paasid and secret")
+        if self.auth == "api_key" and not self.api_keys:
+            raise ValueError("auth = 'api_key' needs at least one entry in api_keys")
+        return self
+
+
 class SourceConfig(_Section):
     poll_interval_s: float = Field(default=2.0, gt=0)
     page_size: int = Field(default=100, ge=1, le=1000)
     error_backoff_max_s: float = Field(default=30.0, gt=0)
+    mode: Literal["poll", "push", "both"] = Field(
+        default="poll", description="poll its feed, accept pushes to /ingest/{source}, or both"
+    )
+    ingest: IngestAuthConfig | None = Field(default=None, description="credentials of pushes (mode push or both)")
+
+    @model_validator(mode="after")
+    def _push_needs_credentials(self) -> SourceConfig:
+        if self.mode != "poll" and self.ingest is None:
+            raise ValueError(f"mode = {self.mode!r} needs an [ingest] table with the pushers' credentials")
+        return self
 
 
 class DestinationConfig(_Section):
@@ -90,6 +128,9 @@ class GatewaySettings(BaseModel):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     mapping_poll_s: float = Field(default=5.0, gt=0, description="how often serve looks for a newly imported mapping")
+    ingest_max_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest body POST /ingest/{source} accepts; larger ones get 413"
+    )
 
 
 class PaperSettings(BaseModel):
@@ -102,11 +143,37 @@ class PaperSettings(BaseModel):
     )
 
 
+class AuditSettings(BaseModel):
+    """The audit chain (全程留痕): hash algorithm and what entries may hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["sha256", "sm3"] = Field(
+        default="sha256", description="fixed when the chain starts; a store's chain never mixes algorithms"
+    )
+    mode: Literal["metadata", "full"] = Field(
+        default="metadata", description="metadata: no personal data in the chain; full: payloads of accepted messages"
+    )
+
+
+class AlertSettings(BaseModel):
+    """Operator alerts: a WARNING log line always, and a POST to ``webhook`` when set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook: str | None = Field(default=None, pattern=r"^https?://", description="URL that receives each alert as JSON")
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_attempts: int = Field(default=5, ge=1, le=20, description="tries per alert before it is logged as lost")
+    scan_interval_s: float = Field(default=1.0, gt=0, description="how often the audit chain is read for new alerts")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gateway: GatewaySettings = GatewaySettings()
     paper: PaperSettings = PaperSettings()
+    audit: AuditSettings = AuditSettings()
+    alerts: AlertSettings = AlertSettings()
     sources: dict[str, SourceConfig] = {}
     destinations: dict[str, DestinationConfig] = {}
     routes: list[RouteConfig] = []

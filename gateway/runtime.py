@@ -54,7 +54,12 @@ class Gateway:
     def __init__(self, config: Config, *, store: Store | None = None) -> None:
         self.config = config
         self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.store: Store = store or open_store(config.gateway.db, sqlite_synchronous=config.gateway.sqlite_synchronous)
+        self.store: Store = store or open_store(
+            config.gateway.db,
+            sqlite_synchronous=config.gateway.sqlite_synchronous,
+            audit_algorithm=config.audit.algorithm,
+            audit_mode=config.audit.mode,
+        )
         self.router = ConfigRouter(config.routes)
         self.sources: dict[str, SourceAdapter] = {}
         self.destinations: dict[str, DestinationAdapter] = {}

@@ -244,7 +244,7 @@ class SQLiteStore:
 
     def _audit_payload(self, env: Envelope) -> dict[str, Any]:
         """In ``full`` audit mode, the message's canonical payload; nothing in ``metadata`` mode (the default)."""
-        return {"payload": env.data.model_dump(mode="json")} if self._audit_full else {}
+        return {"payload": env.data} if self._audit_full else {}
 
     def _chain_algorithm(self, conn: sqlite3.Connection) -> None:
         """Read the chain's algorithm; refuse a configured one that differs from a chain already started."""
