@@ -2,6 +2,8 @@
 
 from adapters.base import (
     Adapter,
+    BatchDestinationAdapter,
+    BatchResult,
     Capabilities,
     DeliveryReceipt,
     DestinationAdapter,
@@ -22,6 +24,8 @@ from adapters.errors import (
 __all__ = [
     "Adapter",
     "AdapterError",
+    "BatchDestinationAdapter",
+    "BatchResult",
     "Capabilities",
     "DecodeError",
     "DeliveryReceipt",

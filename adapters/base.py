@@ -7,6 +7,8 @@ The gateway never reaches past these methods. What crosses is small on purpose:
 - into a destination adapter: a canonical ``Envelope`` and a deterministic idempotency key; out: a
   ``DeliveryReceipt`` or one of the taxonomy's errors (``adapters.errors``). The adapter knows nothing
   of stores, queues or retry policy: it makes one attempt and says how it went.
+- into a batch destination adapter (``BatchDestinationAdapter``): many (envelope, key) pairs at once; out:
+  one result per pair, in order — partial success is a normal answer, not an error.
 
 Adapters are built by ``from_config(name, options)`` with the options of their config section, and
 advertise what they can do in ``capabilities`` so the relay can choose safely (e.g. whether a timed-out
@@ -20,10 +22,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
+from adapters.errors import AdapterError
 from schemas import Envelope
 
 __all__ = [
     "Adapter",
+    "BatchDestinationAdapter",
+    "BatchResult",
     "Capabilities",
     "DeliveryReceipt",
     "DestinationAdapter",
@@ -48,12 +53,17 @@ class Capabilities:
     outcome cannot create a second record. ``status_query``: ``query_status`` can tell whether the
     receiver already holds a delivery. With neither, an unknown outcome becomes ``uncertain`` and waits
     for an operator instead of being resent blindly.
+
+    ``max_batch_size``: more than 1 means the receiver takes many records per request and the adapter is a
+    ``BatchDestinationAdapter``; the relay then delivers in batches of up to this many (the destination's
+    ``batch_size`` setting may choose fewer).
     """
 
     direction: Direction
     event_types: tuple[str, ...] = ()
     idempotent_receiver: bool = False
     status_query: bool = False
+    max_batch_size: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,5 +152,39 @@ class DestinationAdapter(Adapter, Protocol):
 
         Only called when ``capabilities.status_query`` is true. Raise ``RetryableError`` when the question
         itself could not be answered.
+        """
+        ...
+
+
+BatchResult = DeliveryReceipt | AdapterError
+"""What became of one record of a batch: a receipt, or the taxonomy error that record alone earned."""
+
+
+@runtime_checkable
+class BatchDestinationAdapter(DestinationAdapter, Protocol):
+    """A destination whose receiver takes many records per request and judges each one on its own.
+
+    The relay uses it when ``capabilities.max_batch_size > 1``; ``deliver`` (a batch of one) remains for
+    everything else that speaks to a single delivery (the conformance kit, paper reconciliation).
+    """
+
+    async def deliver_batch(self, items: Sequence[tuple[Envelope, str]]) -> list[BatchResult]:
+        """Send ``items`` (envelope, idempotency key) in one attempt; one result per item, in order.
+
+        A record the receiver refused for its content is a ``PermanentError`` *result* (its reason is the
+        receiver's), never a raised one: the rest of the batch stands. Raise only when the batch as a whole
+        failed — ``RetryableError`` (nothing applied), ``OutcomeUnknownError`` (some or all may have been
+        applied: a dropped connection, an unreadable reply) or ``PermanentError`` (the request as such was
+        refused). Each record's key must reach the receiver, so a record resent in another batch is still
+        recognised.
+        """
+        ...
+
+    async def query_status_batch(self, items: Sequence[tuple[Envelope, str]]) -> list[BatchResult | None]:
+        """What the receiver made of each item, one answer per item: a receipt (it holds the record), a
+        ``PermanentError`` (it judged and refused it, with its reason) or ``None`` (it never saw it).
+
+        Only called when ``capabilities.status_query`` is true: it settles a batch whose reply was lost
+        without sending anything again. Raise ``RetryableError`` when the question could not be answered.
         """
         ...
