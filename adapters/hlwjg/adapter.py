@@ -1,4 +1,5 @@
-"""``HlwjgAdapter``: delivers decided approvals to 互联网+监管, which opens a supervision task for each.
+"""``HlwjgAdapter``: delivers decided approvals to 互联网+监管, which opens a supervision task for each, and
+claims recorded elsewhere (a default claim, 默认认领, the gateway recorded when a claim deadline ran out).
 
 The receiver honours ``requestId`` as an idempotency key and can be asked whether it holds a request, so
 a send whose outcome is unknown (timeout, dropped connection, unreadable reply) is safe to repeat with
@@ -21,9 +22,9 @@ from adapters.errors import (
     OutcomeUnknownError,
     PermanentError,
     RetryableError,
-    classify_transport_error,
 )
-from adapters.hlwjg.auth import TokenCache
+from adapters.hlwjg.auth import TOKEN_PATH, TokenCache, send_authorized
+from adapters.hlwjg.claims import encode_claim
 from adapters.hlwjg.codec import encode
 from adapters.http import retry_after_s
 from adapters.masking import mask_text
@@ -34,9 +35,12 @@ __all__ = ["HlwjgAdapter"]
 
 log = structlog.get_logger(__name__)
 
-TOKEN_PATH = "oauth2/token"
 RECORDS_PATH = "api/v1/approval-records"
+CLAIMS_PATH = "api/v1/task-claims"
 ACCEPTED_TYPE = "approval.decided"
+CLAIM_TYPE = "supervision.task.claimed"
+# Event type → (path, body key, encoder): an approval opens a task; a claim (默认认领 recorded elsewhere) marks one.
+_ROUTES = {ACCEPTED_TYPE: (RECORDS_PATH, "record", encode), CLAIM_TYPE: (CLAIMS_PATH, "claim", encode_claim)}
 _OK = "0"
 _BUSY = frozenset({429, 503})  # refused before processing: safe to resend
 
@@ -81,7 +85,7 @@ class HlwjgAdapter:
     version: ClassVar[str] = "0.1.0"
     capabilities: ClassVar[Capabilities] = Capabilities(
         direction=Direction.destination,
-        event_types=(ACCEPTED_TYPE,),
+        event_types=(ACCEPTED_TYPE, CLAIM_TYPE),
         idempotent_receiver=True,
         status_query=True,
     )
@@ -120,19 +124,22 @@ class HlwjgAdapter:
         await self._client.aclose()
 
     def encode(self, envelope: Envelope) -> dict[str, Any]:
-        """The approval ``record`` (camelCase) for an ``approval.decided`` envelope; see ``hlwjg.codec``."""
-        return encode(envelope)
+        """The native body part: the approval ``record`` (``hlwjg.codec``) or the task ``claim`` (``hlwjg.claims``)."""
+        if envelope.type not in _ROUTES:
+            raise TypeError(f"hlwjg does not accept {envelope.type}")
+        return _ROUTES[envelope.type][2](envelope)
 
     async def deliver(self, envelope: Envelope, idempotency_key: str) -> DeliveryReceipt:
-        """POST the record with ``requestId = idempotency_key``; one attempt (plus one re-auth on 401)."""
-        if envelope.type != ACCEPTED_TYPE:
+        """POST the record or claim with ``requestId = idempotency_key``; one attempt (plus one re-auth on 401)."""
+        if envelope.type not in _ROUTES:
             raise PermanentError(f"hlwjg does not accept {envelope.type}")
         if envelope.classification is Classification.secret:
             # Defence in depth: routing sends 涉密 messages to paper; a network adapter must never carry one.
             raise PermanentError("hlwjg must not receive a secret (涉密) message; it belongs on paper")
-        body = {"requestId": idempotency_key, "record": self.encode(envelope)}
+        path, key, _encoder = _ROUTES[envelope.type]
+        body = {"requestId": idempotency_key, key: self.encode(envelope)}
         try:
-            response = await self._send("POST", RECORDS_PATH, json=body)
+            response = await self._send("POST", path, json=body)
             receipt = self._delivery_outcome(response)
         except AdapterError as exc:
             # One line per attempt at info: the relay raises the alert once, when the delivery changes state.
@@ -175,25 +182,8 @@ class HlwjgAdapter:
         return receipt
 
     async def _send(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
-        """Send with the current bearer token; on 401 get a new one and send the same request once more.
-
-        A 401 means the API refused before processing, so repeating the identical request is safe. Transport
-        failures come out already classified.
-        """
-        token = await self._tokens.get()
-        try:
-            response = await self._client.request(method, path, json=json, headers=_bearer(token))
-            if response.status_code == 401:
-                log.info("hlwjg.token_refused", adapter=self.name)
-                token = await self._tokens.refresh(stale=token)
-                response = await self._client.request(method, path, json=json, headers=_bearer(token))
-        except httpx.HTTPError as exc:
-            raise classify_transport_error(exc) from exc
-        except OSError as exc:
-            # httpx's own transports wrap socket errors; a raw one comes from a custom transport (e.g. an
-            # in-process ASGI app aborting mid-reply) and means the same: the request may have arrived.
-            raise OutcomeUnknownError(f"no reply: {type(exc).__name__}: {exc}") from exc
-        return response
+        """One request with token refresh on 401 (see ``auth.send_authorized``)."""
+        return await send_authorized(self._client, self._tokens, method, path, json=json, adapter=self.name)
 
     @staticmethod
     def _delivery_outcome(response: httpx.Response) -> DeliveryReceipt:
@@ -230,9 +220,7 @@ class HlwjgAdapter:
             raise OutcomeUnknownError(f"hlwjg HTTP {status}; it may have applied it", code=str(status))
         if 400 <= status < 500:
             message = _short((body or {}).get("message"))
-            raise PermanentError(f"hlwjg HTTP {status}: {message}", code=str(status))
+            code = _code(body or {}) or str(status)
+            raise PermanentError(f"hlwjg HTTP {status} {code}: {message}", code=code)
         raise RetryableError(f"hlwjg unexpected HTTP {status} (check base_url)", code=str(status))
 
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

@@ -15,17 +15,19 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import structlog
 
-from adapters.errors import RetryableError, classify_transport_error
+from adapters.errors import OutcomeUnknownError, RetryableError, classify_transport_error
 from adapters.http import retry_after_s
 
-__all__ = ["TokenCache"]
+__all__ = ["TOKEN_PATH", "TokenCache", "send_authorized"]
 
 log = structlog.get_logger(__name__)
 
+TOKEN_PATH = "oauth2/token"
 _DEFAULT_EXPIRES_IN_S = 300.0
 
 
@@ -120,6 +122,41 @@ class TokenCache:
         margin = min(self._leeway_s, expires_in / 5)
         log.debug("hlwjg.token_fetched", expires_in=expires_in)
         return _Token(value, self._clock() + expires_in - margin)
+
+
+async def send_authorized(
+    client: httpx.AsyncClient,
+    tokens: TokenCache,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    params: dict[str, Any] | None = None,
+    adapter: str = "hlwjg",
+) -> httpx.Response:
+    """Send with the current bearer token; on 401 get a new one and send the same request once more.
+
+    A 401 means the API refused before processing, so repeating the identical request is safe. Transport
+    failures come out already classified (``adapters.errors``); the caller decides what a reply means.
+    """
+    token = await tokens.get()
+    try:
+        response = await client.request(method, path, json=json, params=params, headers=_bearer(token))
+        if response.status_code == 401:
+            log.info("hlwjg.token_refused", adapter=adapter)
+            token = await tokens.refresh(stale=token)
+            response = await client.request(method, path, json=json, params=params, headers=_bearer(token))
+    except httpx.HTTPError as exc:
+        raise classify_transport_error(exc) from exc
+    except OSError as exc:
+        # httpx's own transports wrap socket errors; a raw one comes from a custom transport (e.g. an
+        # in-process ASGI app aborting mid-reply) and means the same: the request may have arrived.
+        raise OutcomeUnknownError(f"no reply: {type(exc).__name__}: {exc}") from exc
+    return response
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _seconds(value: object) -> float:

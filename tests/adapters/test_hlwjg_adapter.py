@@ -86,7 +86,8 @@ def test_is_a_destination_adapter() -> None:
     a = HlwjgAdapter.from_config("hlwjg", {"base_url": BASE, "client_id": "id", "client_secret": "s", "timeout_s": 3})
     assert isinstance(a, DestinationAdapter) and a.name == "hlwjg"
     caps = HlwjgAdapter.capabilities
-    assert caps.idempotent_receiver and caps.status_query and caps.event_types == ("approval.decided",)
+    assert caps.idempotent_receiver and caps.status_query
+    assert caps.event_types == ("approval.decided", "supervision.task.claimed")
 
 
 @pytest.mark.parametrize("missing", ["base_url", "client_id", "client_secret"])
