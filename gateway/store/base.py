@@ -27,11 +27,15 @@ __all__ = [
     "DeliveryState",
     "IngestResult",
     "LeasedDelivery",
+    "MessageQuery",
     "MessageVerdict",
+    "NotFoundError",
+    "OperatorStore",
     "Outcome",
     "Rejection",
     "Route",
     "Router",
+    "StateConflictError",
     "Store",
     "idempotency_key",
 ]
@@ -181,6 +185,82 @@ class Store(Protocol):
 
     async def open_deliveries(self) -> int:
         """Deliveries still expected to move on their own (pending, in_flight, retry_wait)."""
+        ...
+
+
+class NotFoundError(LookupError):
+    """The message or delivery an operator named does not exist."""
+
+
+class StateConflictError(ValueError):
+    """An operator action that the current state does not allow; the message says why and what to do instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """Filters for finding messages (all optional, combined with AND) and the page wanted, newest first.
+
+    ``state`` matches messages with at least one delivery in that state (optionally to ``destination``);
+    ``received_from``/``received_to`` bound the time the gateway stored the message (epoch seconds).
+    """
+
+    message_id: str | None = None
+    business_key: str | None = None
+    correlation_id: str | None = None
+    type: str | None = None
+    source: str | None = None
+    state: str | None = None
+    destination: str | None = None
+    received_from: float | None = None
+    received_to: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class OperatorStore(Store, Protocol):
+    """What the admin API and web console need beyond ``Store``: finding things, and the operator's actions.
+
+    Each method is one transaction. Every action takes ``actor`` (who did it, and through what) and appends
+    it to the audit chain in that same transaction, so the chain never shows a state change nobody owns.
+    Actions raise ``NotFoundError`` for an unknown id and ``StateConflictError`` when the state forbids them.
+    """
+
+    async def find_messages(self, query: MessageQuery) -> tuple[list[dict[str, Any]], int]:
+        """A page of message summaries (each with its deliveries' id, destination and state) and the total."""
+        ...
+
+    async def message(self, message_id: str) -> dict[str, Any] | None:
+        """One message with its envelope and deliveries."""
+        ...
+
+    async def delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        """One delivery with every attempt made (number, times, outcome, error), oldest first."""
+        ...
+
+    async def deliveries(
+        self, *, state: str | None = None, destination: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of deliveries (oldest first) with their message's fact, and the total."""
+        ...
+
+    async def destination_overview(self) -> dict[str, dict[str, Any]]:
+        """Per destination: counts by state and the oldest delivery still waiting (pending or retry_wait)."""
+        ...
+
+    async def trace(self, correlation_id: str) -> list[dict[str, Any]]:
+        """Every message of one closed loop (one ``correlation_id``) in business-time order, with deliveries."""
+        ...
+
+    async def retry_dead(self, delivery_id: int, *, actor: str) -> None:
+        """``dead`` → ``pending`` now, with a fresh retry budget (earlier attempts stay on record)."""
+        ...
+
+    async def resolve_uncertain(self, delivery_id: int, resolution: str, *, actor: str) -> None:
+        """An operator's verdict on an ``uncertain`` delivery: ``delivered`` (the receiver has it) or ``resend``."""
+        ...
+
+    async def replay(self, message_id: str, destination: str, *, actor: str) -> int:
+        """Deliver a stored message to ``destination`` again (or for the first time); returns the delivery id."""
         ...
 
 

@@ -29,10 +29,14 @@ from gateway.store.base import (
     DeliveryState,
     IngestResult,
     LeasedDelivery,
+    MessageQuery,
     MessageVerdict,
+    NotFoundError,
     Outcome,
     Rejection,
+    Route,
     Router,
+    StateConflictError,
     idempotency_key,
 )
 from schemas import Classification, Envelope
@@ -62,6 +66,8 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_fact ON messages (type, business_key);
 CREATE INDEX IF NOT EXISTS messages_correlation ON messages (correlation_id);
 CREATE INDEX IF NOT EXISTS messages_unrouted ON messages (routed) WHERE routed = 0;
+CREATE INDEX IF NOT EXISTS messages_business_key ON messages (business_key);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at);
 CREATE TABLE IF NOT EXISTS ledger (
     type TEXT NOT NULL,
     business_key TEXT NOT NULL,
@@ -105,7 +111,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     delivered_at REAL,
-    printed_at REAL
+    printed_at REAL,
+    attempt_offset INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (destination, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_fact ON deliveries (destination, fact_key, revision);
@@ -178,6 +185,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(deliveries)")}
     if "printed_at" not in columns:
         conn.execute("ALTER TABLE deliveries ADD COLUMN printed_at REAL")
+    if "attempt_offset" not in columns:
+        # Attempts made before an operator gave the delivery a fresh budget: attempt rows are numbered
+        # attempt_offset + attempts, so a retry never overwrites the record of earlier attempts.
+        conn.execute("ALTER TABLE deliveries ADD COLUMN attempt_offset INTEGER NOT NULL DEFAULT 0")
 
 
 class StoreLockedError(RuntimeError):
@@ -579,7 +590,7 @@ class SQLiteStore:
                 "UPDATE deliveries SET state = ?, lease_owner = NULL, lease_expires_at = NULL, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), verify_first = ?, last_error = ?, last_error_kind = ?, "
                 "remote_id = COALESCE(?, remote_id), delivered_at = COALESCE(?, delivered_at), updated_at = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = 'in_flight' RETURNING attempts, destination, message_id",
+                "WHERE id = ? AND lease_owner = ? AND state = 'in_flight' RETURNING attempts + attempt_offset, destination, message_id",
                 (
                     o.state.value,
                     o.next_attempt_at,
@@ -649,7 +660,7 @@ class SQLiteStore:
 
         return await self._run(lambda: read(self._connection()))
 
-    async def mark_printed(self, ids: Sequence[int]) -> int:
+    async def mark_printed(self, ids: Sequence[int], *, actor: str | None = None) -> int:
         """Record that these paper items were rendered for printing: electronic delivery is over for them."""
 
         def run(conn: sqlite3.Connection) -> int:
@@ -663,7 +674,7 @@ class SQLiteStore:
                 )
                 if cur.rowcount:
                     count += 1
-                    self._paper_event(conn, delivery_id, "printed", {}, now)
+                    self._paper_event(conn, delivery_id, "printed", _by(actor), now)
             return count
 
         return await self._run(self._tx, run)
@@ -683,7 +694,7 @@ class SQLiteStore:
 
         await self._run(self._tx, run)
 
-    async def recall_paper(self, delivery_id: int) -> None:
+    async def recall_paper(self, delivery_id: int, *, actor: str | None = None) -> None:
         """Return an unprinted fallback item to electronic delivery with a fresh retry budget."""
 
         def run(conn: sqlite3.Connection) -> None:
@@ -697,14 +708,15 @@ class SQLiteStore:
                 )
             now = self._clock()
             conn.execute(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                "UPDATE deliveries SET state = 'pending', attempt_offset = attempt_offset + attempts, attempts = 0, "
+                "next_attempt_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, delivery_id),
             )
-            self._paper_event(conn, delivery_id, "recalled", {}, now)
+            self._paper_event(conn, delivery_id, "recalled", _by(actor), now)
 
         await self._run(self._tx, run)
 
-    async def return_paper(self, delivery_id: int, reason: str) -> None:
+    async def return_paper(self, delivery_id: int, reason: str, *, actor: str | None = None) -> None:
         """Record that the item could not be served; it stays open (and may be printed again)."""
 
         def run(conn: sqlite3.Connection) -> None:
@@ -714,7 +726,7 @@ class SQLiteStore:
                 "UPDATE deliveries SET printed_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
                 (f"paper returned: {reason}", now, delivery_id),
             )
-            self._paper_event(conn, delivery_id, "returned", {"reason": reason}, now)
+            self._paper_event(conn, delivery_id, "returned", {"reason": reason, **_by(actor)}, now)
 
         await self._run(self._tx, run)
 
@@ -853,6 +865,198 @@ class SQLiteStore:
 
         return await self._run(lambda: read(self._connection()))
 
+    # -- operator actions and look-ups (admin API, web console) ----------------------------------------
+
+    async def find_messages(self, query: MessageQuery) -> tuple[list[dict[str, Any]], int]:
+        def read(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
+            where, args = _message_filters(query)
+            total = conn.execute(f"SELECT COUNT(*) FROM messages m{where}", args).fetchone()[0]
+            cur = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m{where} ORDER BY m.received_at DESC, m.id DESC LIMIT ? OFFSET ?",
+                (*args, query.limit, query.offset),
+            )
+            rows = _message_rows(cur)
+            _attach_deliveries(conn, rows)
+            return rows, int(total)
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def message(self, message_id: str) -> dict[str, Any] | None:
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            cur = conn.execute(f"SELECT {_MESSAGE_COLUMNS}, m.envelope FROM messages m WHERE m.id = ?", (message_id,))
+            rows = _message_rows(cur)
+            if not rows:
+                return None
+            _attach_deliveries(conn, rows)
+            rows[0]["envelope"] = json.loads(rows[0]["envelope"])
+            return rows[0]
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            cur = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.id = ?",
+                (delivery_id,),
+            )
+            rows = _dicts(cur)
+            if not rows:
+                return None
+            row = rows[0]
+            cur = conn.execute(
+                "SELECT attempt, started_at, finished_at, outcome, error_kind, error FROM attempts "
+                "WHERE delivery_id = ? ORDER BY attempt",
+                (delivery_id,),
+            )
+            row["attempt_log"] = _dicts(cur)
+            return row
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def deliveries(
+        self, *, state: str | None = None, destination: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        def read(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
+            clauses, args = [], []
+            if state is not None:
+                clauses.append("d.state = ?")
+                args.append(state)
+            if destination is not None:
+                clauses.append("d.destination = ?")
+                args.append(destination)
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            total = conn.execute(f"SELECT COUNT(*) FROM deliveries d{where}", args).fetchone()[0]
+            cur = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id{where} "
+                "ORDER BY d.updated_at, d.id LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            )
+            return _dicts(cur), int(total)
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def destination_overview(self) -> dict[str, dict[str, Any]]:
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            overview: dict[str, dict[str, Any]] = {}
+            for dest, state, count in conn.execute(
+                "SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state"
+            ):
+                entry = overview.setdefault(
+                    dest, {"counts": {s.value: 0 for s in DeliveryState}, "oldest_pending": None}
+                )
+                entry["counts"][state] = count
+            for dest, entry in overview.items():
+                # The oldest item still waiting to go out: what an operator looks at to see a stuck queue.
+                cur = conn.execute(
+                    f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                    "WHERE d.destination = ? AND d.state IN ('pending', 'retry_wait', 'in_flight') "
+                    "ORDER BY d.created_at, d.id LIMIT 1",
+                    (dest,),
+                )
+                rows = _dicts(cur)
+                entry["oldest_pending"] = rows[0] if rows else None
+            return overview
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def trace(self, correlation_id: str) -> list[dict[str, Any]]:
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.correlation_id = ? "
+                "ORDER BY m.business_time, m.received_at, m.id",
+                (correlation_id,),
+            )
+            rows = _message_rows(cur)
+            _attach_deliveries(conn, rows)
+            return rows
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def retry_dead(self, delivery_id: int, *, actor: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            _operator_target(conn, delivery_id, ("dead",), "retry", "only a dead delivery is retried")
+            self._reopen(conn, delivery_id)
+            self._audit(conn, "delivery.retried", delivery_id, actor=actor, previous="dead")
+
+        await self._run(self._tx, run)
+
+    async def resolve_uncertain(self, delivery_id: int, resolution: str, *, actor: str) -> None:
+        if resolution not in ("delivered", "resend"):
+            raise ValueError(f"resolution must be 'delivered' or 'resend', not {resolution!r}")
+
+        def run(conn: sqlite3.Connection) -> None:
+            _operator_target(conn, delivery_id, ("uncertain",), "resolve", "only an uncertain delivery is resolved")
+            now = self._clock()
+            if resolution == "delivered":
+                conn.execute(
+                    "UPDATE deliveries SET state = 'delivered', delivered_at = ?, verify_first = 0, updated_at = ? "
+                    "WHERE id = ?",
+                    (now, now, delivery_id),
+                )
+            else:
+                self._reopen(conn, delivery_id)
+                conn.execute("UPDATE deliveries SET verify_first = 0 WHERE id = ?", (delivery_id,))
+            self._audit(conn, "delivery.resolved", delivery_id, actor=actor, resolution=resolution)
+
+        await self._run(self._tx, run)
+
+    async def replay(self, message_id: str, destination: str, *, actor: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT envelope FROM messages WHERE id = ?", (message_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"there is no message {message_id}")
+            env = Envelope.model_validate_json(row[0])
+            newest = conn.execute(
+                "SELECT revision, message_id FROM ledger WHERE type = ? AND business_key = ?",
+                (env.type, env.business_key),
+            ).fetchone()
+            if newest is not None and newest[0] > env.revision:
+                raise StateConflictError(
+                    f"message {message_id} is revision {env.revision} of a fact whose revision {newest[0]} is newer: "
+                    f"replay message {newest[1]} instead (an older revision would roll the receiver's record back)"
+                )
+            # The same key as every earlier delivery of this version of the fact to this receiver: an idempotent
+            # receiver answers a replay of something it holds as a replay, not with a second record.
+            key = idempotency_key(destination, env)
+            existing = conn.execute("SELECT id, state FROM deliveries WHERE idempotency_key = ?", (key,)).fetchone()
+            if existing is None:
+                self._insert_deliveries(conn, env, [Route(destination)], self._clock())
+                delivery_id = int(
+                    conn.execute("SELECT id FROM deliveries WHERE idempotency_key = ?", (key,)).fetchone()[0]
+                )
+            else:
+                delivery_id, state = int(existing[0]), existing[1]
+                if state not in ("delivered", "dead"):
+                    raise StateConflictError(
+                        _REPLAY_REFUSED.get(state, "it is {state}").format(id=delivery_id, state=state)
+                    )
+                self._reopen(conn, delivery_id)
+            self._audit(
+                conn,
+                "delivery.replayed",
+                delivery_id,
+                actor=actor,
+                message=message_id,
+                destination=destination,
+                reopened=existing is not None,
+            )
+            return delivery_id
+
+        return await self._run(self._tx, run)
+
+    def _reopen(self, conn: sqlite3.Connection, delivery_id: int) -> None:
+        """Back to ``pending`` now with a fresh retry budget; earlier attempts keep their numbers (attempt_offset).
+
+        ``verify_first`` is kept: when the last attempt's outcome was unknown, the next one still asks first.
+        """
+        now = self._clock()
+        conn.execute(
+            "UPDATE deliveries SET state = 'pending', attempt_offset = attempt_offset + attempts, attempts = 0, "
+            "next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL, delivered_at = NULL, "
+            "updated_at = ? WHERE id = ?",
+            (now, now, delivery_id),
+        )
+
     # -- reporting --------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, object]:
@@ -898,9 +1102,113 @@ def _fact(env: Envelope) -> dict[str, Any]:
     return {"type": env.type, "business_key": env.business_key, "revision": env.revision, "source": env.source}
 
 
+def _by(actor: str | None) -> dict[str, Any]:
+    """Paper event detail naming who recorded it (the audit chain copies ``recorded_by``)."""
+    return {"recorded_by": actor} if actor else {}
+
+
 def _route_names(routes: Sequence[Any]) -> list[str]:
     return [f"{r.destination}:{r.channel}" for r in routes]
 
 
 def _parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+# -- operator look-ups: the columns shown and how rows become dicts ---------------------------------------
+
+_MESSAGE_COLUMNS = (
+    "m.id, m.type, m.source, m.business_key, m.revision, m.content_hash, m.classification, m.region, "
+    "m.correlation_id, m.business_time, m.received_at, m.routed"
+)
+_DELIVERY_COLUMNS = (
+    "d.id, d.message_id, d.destination, d.channel, d.state, d.attempts + d.attempt_offset AS attempts, "
+    "d.attempts AS budget_used, d.next_attempt_at, d.verify_first, d.last_error, d.last_error_kind, d.remote_id, "
+    "d.idempotency_key, d.created_at, d.updated_at, d.delivered_at, d.printed_at, "
+    "m.type, m.business_key, m.revision, m.correlation_id"
+)
+_REPLAY_REFUSED = {
+    "pending": "delivery {id} is already on its way ({state})",
+    "in_flight": "delivery {id} is already on its way ({state})",
+    "retry_wait": "delivery {id} is already on its way ({state}); retries continue on their own",
+    "uncertain": "delivery {id} is uncertain: resolve it (delivered or resend) instead of replaying it",
+    "paper_pending": "delivery {id} went to paper: recall it (if not yet printed) instead of replaying it",
+    "paper_delivered": "delivery {id} was served on paper (paper_delivered): it is complete",
+}
+
+
+def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    cols = [c[0] for c in cur.description]
+    rows = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+    for row in rows:
+        if "verify_first" in row:
+            row["verify_first"] = bool(row["verify_first"])
+    return rows
+
+
+def _message_rows(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    rows = _dicts(cur)
+    for row in rows:
+        row["routed"] = bool(row["routed"])
+    return rows
+
+
+def _attach_deliveries(conn: sqlite3.Connection, messages: list[dict[str, Any]]) -> None:
+    """Give each message row its deliveries (id order), in one query for the whole page."""
+    by_id: dict[str, list[dict[str, Any]]] = {m["id"]: [] for m in messages}
+    for m in messages:
+        m["deliveries"] = by_id[m["id"]]
+    if not by_id:
+        return
+    marks = ",".join("?" * len(by_id))
+    cur = conn.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id "
+        f"WHERE d.message_id IN ({marks}) ORDER BY d.id",
+        tuple(by_id),
+    )
+    for row in _dicts(cur):
+        by_id[row["message_id"]].append(row)
+
+
+def _message_filters(query: MessageQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its leading space, or empty) and arguments for ``find_messages``."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (
+        ("m.id", query.message_id),
+        ("m.business_key", query.business_key),
+        ("m.correlation_id", query.correlation_id),
+        ("m.type", query.type),
+        ("m.source", query.source),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if query.received_from is not None:
+        clauses.append("m.received_at >= ?")
+        args.append(query.received_from)
+    if query.received_to is not None:
+        clauses.append("m.received_at < ?")
+        args.append(query.received_to)
+    if query.state is not None or query.destination is not None:
+        sub = ["d.message_id = m.id"]
+        if query.state is not None:
+            sub.append("d.state = ?")
+            args.append(query.state)
+        if query.destination is not None:
+            sub.append("d.destination = ?")
+            args.append(query.destination)
+        clauses.append(f"EXISTS (SELECT 1 FROM deliveries d WHERE {' AND '.join(sub)})")
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), args
+
+
+def _operator_target(
+    conn: sqlite3.Connection, delivery_id: int, allowed: tuple[str, ...], action: str, hint: str
+) -> str:
+    """The delivery's state, or ``NotFoundError``/``StateConflictError`` saying why ``action`` cannot be done."""
+    row = conn.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"there is no delivery {delivery_id}")
+    if row[0] not in allowed:
+        raise StateConflictError(f"cannot {action} delivery {delivery_id}: it is {row[0]} ({hint})")
+    return str(row[0])
