@@ -16,6 +16,7 @@ import typer
 import uvicorn
 
 from adapters.scaffold.cli import app as scaffold_app
+from gateway.admin_cli import app as admin_app
 from gateway.audit_cli import app as audit_app
 from gateway.calendar_cli import app as calendar_app
 from gateway.cli_support import ConfigOpt, DbOpt, JsonOpt, fail, load_or_exit, run_on_store
@@ -39,6 +40,7 @@ app.add_typer(scaffold_app, name="adapter", help="Write a new adapter: `shenguan
 app.add_typer(calendar_app, name="calendar", help="Working-day (工作日) calendar: add, between, load.")
 app.add_typer(mapping_app, name="mapping", help="审管事项关联映射清单: import (versioned), list, restore.")
 app.add_typer(audit_app, name="audit", help="Audit chain (全程留痕): verify.")
+app.add_typer(admin_app, name="admin", help="Admin API and console accounts: hash-password, new-api-key.")
 app.add_typer(paper_app, name="paper", help="Paper delivery (纸质送达): list, render, confirm, recall, return.")
 
 

@@ -21,6 +21,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 __all__ = [
+    "AdminSettings",
+    "AdminUser",
     "AlertSettings",
     "AuditSettings",
     "Config",
@@ -167,9 +169,46 @@ class AlertSettings(BaseModel):
     scan_interval_s: float = Field(default=1.0, gt=0, description="how often the audit chain is read for new alerts")
 
 
+class AdminUser(BaseModel):
+    """One admin API / console account. Secrets are stored only as hashes (``shenguan admin hash-password``,
+    ``shenguan admin new-api-key``); a user may have a password (console, HTTP Basic), an API key, or both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["viewer", "operator"] = Field(description="viewer: read only; operator: read and act")
+    password_hash: str | None = Field(default=None, description="scrypt hash from `shenguan admin hash-password`")
+    api_key_hash: str | None = Field(default=None, description="sha256 hash from `shenguan admin new-api-key`")
+
+    @model_validator(mode="after")
+    def _has_a_secret(self) -> AdminUser:
+        if not self.password_hash and not self.api_key_hash:
+            raise ValueError("give password_hash or api_key_hash (or both)")
+        if self.password_hash and not self.password_hash.startswith("scrypt$"):
+            raise ValueError("password_hash is not a hash from `shenguan admin hash-password` (scrypt$…)")
+        if self.api_key_hash and not self.api_key_hash.startswith("sha256$"):
+            raise ValueError("api_key_hash is not a hash from `shenguan admin new-api-key` (sha256$…)")
+        return self
+
+
+class AdminSettings(BaseModel):
+    """The admin API (``/admin/api/v1``) and web console (``/admin/``); no users means every request is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    users: dict[str, AdminUser] = {}
+    session_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        description="signs console session cookies; unset = a random one per process (sessions end at restart)",
+    )
+    session_ttl_s: float = Field(default=8 * 3600, gt=0, description="console sessions expire after this long")
+    secure_cookies: bool = Field(default=False, description="mark cookies Secure (set when served over HTTPS)")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    admin: AdminSettings = AdminSettings()
     gateway: GatewaySettings = GatewaySettings()
     paper: PaperSettings = PaperSettings()
     audit: AuditSettings = AuditSettings()

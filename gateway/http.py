@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from gateway.admin import install_admin
 from gateway.runtime import Gateway
 
 __all__ = ["EmbeddedServer", "create_app", "parse_listen"]
@@ -39,6 +40,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def status() -> dict[str, object]:
         return await gateway.store.status()
 
+    install_admin(app, gateway)  # /admin/api/v1 (JSON, in the OpenAPI) and /admin/ (the operators' console)
     return app
 
 

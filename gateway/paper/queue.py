@@ -45,11 +45,13 @@ async def render_queue(
     *,
     ids: Sequence[int] | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    actor: str | None = None,
 ) -> list[int]:
     """Render unprinted ``paper_pending`` items (all, or ``ids``) into ``out`` and mark them printed.
 
     Returns the rendered delivery ids. Marking happens after the file is safely written: a crash in
     between leaves items unmarked, so they are rendered again rather than silently never printed.
+    ``actor`` (who rendered them) goes into the audit chain with the ``printed`` events.
     """
     loop = asyncio.get_running_loop()
     rendered: list[int] = []
@@ -71,5 +73,5 @@ async def render_queue(
 
     await asyncio.to_thread(render_batch, rows(), out, progress=progress)
     if rendered:
-        await store.mark_printed(rendered)
+        await store.mark_printed(rendered, actor=actor)
     return rendered
