@@ -27,6 +27,7 @@ __all__ = [
     "AuditSettings",
     "Config",
     "ConfigError",
+    "DeadlineSettings",
     "DestinationConfig",
     "GatewaySettings",
     "IngestAuthConfig",
@@ -117,6 +118,11 @@ class RouteConfig(BaseModel):
         default=False,
         description="route only approvals whose item is in the active 审管事项关联映射清单; hold the rest as unrouted",
     )
+    sources: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="only messages from these sources, e.g. ['shenguan'] for the default claims the gateway records",
+    )
 
 
 class GatewaySettings(BaseModel):
@@ -205,6 +211,53 @@ class AdminSettings(BaseModel):
     secure_cookies: bool = Field(default=False, description="mark cookies Secure (set when served over HTTPS)")
 
 
+class RegionDeadlines(BaseModel):
+    """Per-region overrides of ``[deadlines]`` (e.g. a city whose rules give 3 days to claim instead of 2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    push_days: int | None = Field(default=None, ge=0, le=30)
+    claim_days: int | None = Field(default=None, ge=1, le=30)
+    commitment_period_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class DeadlineSettings(BaseModel):
+    """Statutory deadlines of the closed loop (DESIGN §1) in working days (工作日); see ``gateway/deadlines.py``.
+
+    Which claim period applies to a task: the mapping row's 认领时限 for the item, else the region override
+    (county, then city, then province code), else ``claim_days``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="track deadlines, record default claims and escalate")
+    check_s: float = Field(default=60.0, gt=0, description="how often serve checks deadlines and the calendar")
+    calendar_dir: str | None = Field(
+        default=None, description="loaded holiday schedules [default: $SHENGUAN_STATE_DIR/calendar, .shenguan/calendar]"
+    )
+    push_days: int = Field(default=1, ge=0, le=30, description="push after the decision: by the next working day")
+    claim_days: int = Field(default=2, ge=1, le=30, description="认领 after the task is generated")
+    commitment_period_days: int = Field(default=20, ge=1, le=3650, description="告知承诺 period if the record has none")
+    revocation_advice_days: int = Field(default=15, ge=1, le=365, description="撤销意见 after the commitment period")
+    preapproval_days: int = Field(default=2, ge=1, le=365, description="批前确认 answered")
+    result_days: int = Field(default=5, ge=1, le=365, description="supervision result after the inspection decision")
+    feedback_days: int = Field(default=5, ge=1, le=365, description="审批局 feedback after a result or advice")
+    guidance_days: int = Field(default=5, ge=1, le=365, description="业务指导 answered")
+    credit_days: int = Field(default=7, ge=1, le=365, description="双公示 record published after the decision")
+    claim_destinations: list[str] | None = Field(
+        default=None,
+        description="destinations whose receipt of an approval means a task exists [default: any with a remote id]",
+    )
+    regions: dict[str, RegionDeadlines] = Field(default={}, description='[deadlines.regions."320500"] claim_days = 3')
+
+    @model_validator(mode="after")
+    def _region_codes(self) -> DeadlineSettings:
+        for code in self.regions:
+            if len(code) != 6 or not code.isdigit():
+                raise ValueError(f"deadlines.regions: {code!r} is not a 6-digit 行政区划代码")
+        return self
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -216,6 +269,7 @@ class Config(BaseModel):
     sources: dict[str, SourceConfig] = {}
     destinations: dict[str, DestinationConfig] = {}
     routes: list[RouteConfig] = []
+    deadlines: DeadlineSettings = DeadlineSettings()
 
     @model_validator(mode="after")
     def _routes_name_destinations(self) -> Config:

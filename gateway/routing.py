@@ -6,6 +6,9 @@ approval nobody is mapped to supervise must not vanish into a default, it is hel
 routed as soon as an import covers it). The mapping's channel also matters: an item mapped only to the
 ``paper`` channel gets paper deliveries.
 
+A route may also name the ``sources`` it takes messages from: claims the gateway records itself (默认认领,
+source ``shenguan``) go back to the supervision platform, while claims read from that platform must not.
+
 Classification wins over everything: a ``secret`` (涉密) message is routed to the paper channel of every
 destination, so it never reaches a network adapter whatever a route says.
 """
@@ -33,19 +36,25 @@ class ConfigRouter:
     """Routes by event type from ``[[routes]]``; unknown types and unmapped approvals get no route."""
 
     def __init__(self, routes: Sequence[RouteConfig], mapping: MappingList | None = None) -> None:
-        self._by_type: dict[str, list[Route]] = {}
+        # Per type: (route, the sources it is limited to or None for every source), first route per destination wins.
+        self._by_type: dict[str, list[tuple[Route, frozenset[str] | None]]] = {}
         self._mapped_types: set[str] = set()
         for rc in routes:
             bucket = self._by_type.setdefault(rc.type, [])
+            sources = frozenset(rc.sources) if rc.sources is not None else None
             for dest in rc.destinations:
-                if all(r.destination != dest for r in bucket):
-                    bucket.append(Route(dest, rc.channel))
+                if all(r.destination != dest or s != sources for r, s in bucket):
+                    bucket.append((Route(dest, rc.channel), sources))
             if rc.require_mapping:
                 self._mapped_types.add(rc.type)
         self.mapping = mapping
 
     def __call__(self, envelope: Envelope) -> list[Route]:
-        routes = self._by_type.get(envelope.type, [])
+        routes: list[Route] = []
+        for route, sources in self._by_type.get(envelope.type, []):
+            taken = any(r.destination == route.destination for r in routes)
+            if (sources is None or envelope.source in sources) and not taken:
+                routes.append(route)
         if routes and envelope.type in self._mapped_types:
             routes = self._mapped(envelope, routes)
         if envelope.classification == Classification.secret:

@@ -43,3 +43,13 @@ def test_mapped_approval_is_routed_and_a_city_row_covers_its_counties() -> None:
 
 def test_paper_only_mapping_routes_to_paper() -> None:
     assert router(True, mapping(Channel.paper))(envelope("A")) == [Route("hlwjg", "paper")]
+
+
+def test_a_route_limited_to_sources_takes_only_their_messages() -> None:
+    routes = [
+        RouteConfig(type="approval.decided", destinations=["hlwjg"], sources=["shenguan"]),
+        RouteConfig(type="approval.decided", destinations=["credit"]),
+    ]
+    r = ConfigRouter(routes)
+    assert r(envelope("A", source="zwfw")) == [Route("credit")]
+    assert r(envelope("A", source="shenguan")) == [Route("hlwjg"), Route("credit")]
