@@ -134,6 +134,14 @@ class GatewaySettings(BaseModel):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    pg_pool_size: int = Field(
+        default=10, ge=2, le=200, description="most PostgreSQL connections one instance holds (pollers, relay, HTTP)"
+    )
+    source_lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="how long a source's single owner may go without renewing before another instance takes it",
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     mapping_poll_s: float = Field(default=5.0, gt=0, description="how often serve looks for a newly imported mapping")
     ingest_max_bytes: int = Field(

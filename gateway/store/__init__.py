@@ -22,17 +22,30 @@ __all__ = [
     "Route",
     "Router",
     "Store",
+    "is_postgres_url",
     "open_store",
 ]
 
 
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(
-    url: str, *, sqlite_synchronous: str = "FULL", audit_algorithm: str | None = None, audit_mode: str = "metadata"
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    audit_algorithm: str | None = None,
+    audit_mode: str = "metadata",
+    pool_size: int = 10,
 ) -> Store:
-    """A store for ``url``: a file path or ``sqlite:///path`` (PostgreSQL URLs come with that backend)."""
+    """A store for ``url``: ``postgresql://…`` / ``postgres://…`` (several instances on one database, a pool
+    of at most ``pool_size`` connections), else a file path or ``sqlite:///path`` (one process)."""
+    if is_postgres_url(url):
+        from gateway.store.postgres import PostgresStore
+
+        return PostgresStore(url, pool_max=pool_size, audit_algorithm=audit_algorithm, audit_mode=audit_mode)
     from gateway.store.sqlite import SQLiteStore
 
-    if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("the PostgreSQL store is not available in this version; use an SQLite path")
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
     return SQLiteStore(path, synchronous=sqlite_synchronous, audit_algorithm=audit_algorithm, audit_mode=audit_mode)

@@ -146,6 +146,17 @@ class Store(Protocol):
 
     async def get_cursor(self, source: str) -> str | None: ...
 
+    async def claim_source(self, source: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew the single ownership of ``source`` for ``ttl_s``; True when ``owner`` holds it.
+
+        Only the owner polls a source, so two instances never read one page twice.
+        """
+        ...
+
+    async def release_source(self, source: str, owner: str) -> None:
+        """Give up ``source`` (graceful stop) so another instance can take it at once."""
+        ...
+
     async def ingest_page(
         self,
         source: str,
@@ -153,8 +164,13 @@ class Store(Protocol):
         rejections: Sequence[Rejection],
         cursor: str | None,
         router: Router,
+        *,
+        owner: str | None = None,
     ) -> IngestResult:
-        """Dedup, store and route ``envelopes``, store ``rejections`` and advance the cursor, atomically."""
+        """Dedup, store and route ``envelopes``, store ``rejections`` and advance the cursor, atomically.
+
+        With ``owner``, only while ``owner`` holds the source (else nothing is stored and an error raised).
+        """
         ...
 
     async def recover(self, *, owner: str, verify: Sequence[str], uncertain: Sequence[str]) -> int:
@@ -163,6 +179,14 @@ class Store(Protocol):
         Destinations in ``uncertain`` (not idempotent, no status query) go to ``uncertain``; the rest
         return to ``pending``, with a status query first for those in ``verify``. Returns the count.
         """
+        ...
+
+    async def take_over_expired(self, *, owner: str, verify: Sequence[str], uncertain: Sequence[str]) -> int:
+        """Release other instances' expired leases under the ``recover`` rules (multi-instance stores)."""
+        ...
+
+    async def chain_audit(self) -> int:
+        """Chain audit entries written but not yet hash-linked (multi-instance stores); returns the count."""
         ...
 
     async def lease_due(self, *, owner: str, destination: str, limit: int, lease_s: float) -> list[LeasedDelivery]: ...

@@ -379,6 +379,21 @@ class SQLiteStore:
 
         return await self._run(lambda: read(self._connection()))
 
+    async def claim_source(self, source: str, owner: str, ttl_s: float) -> bool:
+        """Always True: the one process that holds the file lock owns every source (see ``PostgresStore``)."""
+        return True
+
+    async def release_source(self, source: str, owner: str) -> None:
+        """Nothing to release: ownership is the file lock, released at close."""
+
+    async def take_over_expired(self, *, owner: str, verify: Sequence[str], uncertain: Sequence[str]) -> int:
+        """0: every lease in an SQLite store is this process's own, live until ``recover`` at the next start."""
+        return 0
+
+    async def chain_audit(self) -> int:
+        """0: entries are chained in the transaction that writes them (one writer needs no queue)."""
+        return 0
+
     async def ingest_page(
         self,
         source: str,
@@ -386,7 +401,10 @@ class SQLiteStore:
         rejections: Sequence[Rejection],
         cursor: str | None,
         router: Router,
+        *,
+        owner: str | None = None,
     ) -> IngestResult:
+        """``owner`` is the source's owner for multi-instance stores; one process owns every source here."""
         return await self._run(self._tx, self._ingest, source, envelopes, rejections, cursor, router)
 
     def _ingest(
