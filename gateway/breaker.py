@@ -57,8 +57,12 @@ class CircuitBreaker:
         self._opened_at = None
         self._probing = False
 
-    def record_failure(self) -> None:
+    def record_failure(self) -> bool:
+        """Count a failure; returns True when it opened a closed breaker (a probe failing re-opens a
+        breaker that was already open in spirit, so that is not an opening worth an alert)."""
+        was_closed = self._opened_at is None
         self._consecutive += 1
         if self._probing or self._consecutive >= self.failures:
             self._opened_at = self._clock()
         self._probing = False
+        return was_closed and self._opened_at is not None

@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from gateway.admin import install_admin
+from gateway.ingest import ingest_router
+from gateway.metrics import metrics_router
 from gateway.runtime import Gateway
 
 __all__ = ["EmbeddedServer", "create_app", "parse_listen"]
@@ -40,6 +42,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def status() -> dict[str, object]:
         return await gateway.store.status()
 
+    app.include_router(ingest_router(gateway))  # POST /ingest/{source}: pushes from platforms
+    app.include_router(metrics_router(lambda: gateway.metrics))  # GET /metrics: Prometheus
     install_admin(app, gateway)  # /admin/api/v1 (JSON, in the OpenAPI) and /admin/ (the operators' console)
     return app
 

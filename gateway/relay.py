@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import structlog
 import tenacity
@@ -37,7 +38,7 @@ from gateway.config import DestinationConfig
 from gateway.store.base import DeliveryState, LeasedDelivery, Outcome, Store
 from schemas import Classification
 
-__all__ = ["Destination", "Relay"]
+__all__ = ["Destination", "Relay", "RelayObserver"]
 
 log = structlog.get_logger("shenguan.relay")
 
@@ -73,6 +74,15 @@ class Destination:
         return "verify" if caps.status_query else "uncertain"
 
 
+class RelayObserver(Protocol):
+    """Told about every attempt's outcome and every breaker opening (metrics, alerts). Called on the event
+    loop, so it must be quick and must not block; an observer that raises is logged, never fatal."""
+
+    def on_outcome(self, destination: str, delivery: LeasedDelivery, outcome: Outcome) -> None: ...
+
+    def on_breaker_open(self, destination: str) -> None: ...
+
+
 class Relay:
     def __init__(
         self,
@@ -83,6 +93,7 @@ class Relay:
         clock: Callable[[], float] = time.time,
         idle_s: float = 0.25,
         commit_batch: int = 256,
+        observers: Sequence[RelayObserver] = (),
     ) -> None:
         self._store = store
         self._dests = dict(destinations)
@@ -95,6 +106,7 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._recovered = False
+        self._observers = tuple(observers)
 
     @property
     def destinations(self) -> Mapping[str, Destination]:
@@ -176,7 +188,16 @@ class Relay:
         finally:
             dest.inflight -= 1
             self._wake.set()
-        await self._outcomes.put(_with_start(outcome, started_at))
+        outcome = _with_start(outcome, started_at)
+        self._notify("on_outcome", dest.name, row, outcome)
+        await self._outcomes.put(outcome)
+
+    def _notify(self, event: str, *args: object) -> None:
+        for observer in self._observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:  # metrics or alerting must never stop a delivery
+                log.exception("relay.observer_failed", observer=type(observer).__name__, event=event)
 
     async def _decide(self, dest: Destination, row: LeasedDelivery) -> Outcome:
         env = row.envelope()
@@ -210,7 +231,9 @@ class Relay:
             dest.breaker.record_success()  # the receiver answered; it just refused this content
             log.warning("relay.dead", destination=dest.name, delivery=row.id, reason=reason)
             return Outcome(row.id, DeliveryState.dead, error=reason, error_kind=exc.kind)
-        dest.breaker.record_failure()
+        if dest.breaker.record_failure():
+            log.warning("relay.breaker_open", destination=dest.name, cooldown_s=dest.config.breaker_cooldown_s)
+            self._notify("on_breaker_open", dest.name)
         caps = dest.adapter.capabilities
         if isinstance(exc, OutcomeUnknownError) and not caps.idempotent_receiver:
             if not caps.status_query:

@@ -18,12 +18,14 @@ import structlog
 
 from adapters import DestinationAdapter, Direction, SourceAdapter
 from adapters.registry import load
+from gateway.alerts import AlertSink, AlertWatcher
 from gateway.config import Config, ConfigError
+from gateway.metrics import GatewayMetrics
 from gateway.paper.reconcile import reconcile_paper
 from gateway.poller import SourcePoller
 from gateway.relay import Destination, Relay
 from gateway.routing import ConfigRouter, mapping_from_rows
-from gateway.store import Store, open_store
+from gateway.store import IngestResult, Store, open_store
 from gateway.store.sqlite import SQLiteStore
 
 __all__ = ["Gateway"]
@@ -31,7 +33,7 @@ __all__ = ["Gateway"]
 log = structlog.get_logger("shenguan.runtime")
 
 # Periodic tasks that never finish on their own: cancelled at stop instead of awaited.
-_WATCHERS = frozenset({"mapping-watch", "paper-watch"})
+_WATCHERS = frozenset({"mapping-watch", "paper-watch", "alert-watch"})
 
 
 def _build(kind: str, name: str, adapter_name: str, options: dict[str, Any]) -> Any:
@@ -67,6 +69,9 @@ class Gateway:
         self.relay: Relay | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._mapping_version: int | None = None
+        self.metrics = GatewayMetrics()
+        self.alerts = AlertSink(config.alerts, on_fired=lambda a: self.metrics.alerts.labels(a.kind).inc())
+        self.alert_watcher: AlertWatcher | None = None
 
     async def start(self) -> None:
         """Open the store, recover, build adapters, start relay and pollers (in that order)."""
@@ -84,21 +89,28 @@ class Gateway:
             self.store,
             {n: Destination(n, a, self.config.destinations[n]) for n, a in self.destinations.items()},
             owner=self.instance_id,
+            observers=(self.metrics, self.alerts),
         )
+        self._observe()
         await self.relay.recover()
         await self.refresh_mapping()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
         self._tasks.append(asyncio.create_task(self._watch_mapping(), name="mapping-watch"))
         if isinstance(self.store, SQLiteStore):
             self._tasks.append(asyncio.create_task(self._watch_paper(), name="paper-watch"))
+        if hasattr(self.store, "claim_alerts"):
+            self.alert_watcher = AlertWatcher(self.store, self.alerts, interval_s=self.config.alerts.scan_interval_s)  # type: ignore[arg-type]
+            self._tasks.append(asyncio.create_task(self.alert_watcher.run(), name="alert-watch"))
         for name, adapter in self.sources.items():
+            if self.config.sources[name].mode == "push":
+                continue  # push-only: records arrive at POST /ingest/{name}
             poller = SourcePoller(
                 name,
                 adapter,
                 self.config.sources[name],
                 self.store,
                 self.router,
-                on_ingested=lambda _r: self.relay.wake() if self.relay else None,
+                on_ingested=lambda r, name=name: self._ingested(name, r),
             )
             self.pollers.append(poller)
             self._tasks.append(asyncio.create_task(poller.run(), name=f"poller-{name}"))
@@ -108,6 +120,27 @@ class Gateway:
             sources=sorted(self.sources),
             destinations=sorted(self.destinations),
         )
+
+    def _observe(self) -> None:
+        """Point the scrape-time metrics at the store and the relay's breakers."""
+        if reader := getattr(self.store, "delivery_metrics", None):
+            self.metrics.read_store_with(reader)
+        relay = self.relay
+        if relay is not None:
+            self.metrics.read_breakers_with(lambda: {n: d.breaker.state for n, d in relay.destinations.items()})
+
+    def _ingested(self, source: str, result: IngestResult) -> None:
+        """A poller stored a page: count it, wake the relay, and the alert watcher if there is news for it."""
+        self.metrics.ingested(source, result)
+        if self.relay:
+            self.relay.wake()
+        if result.rejected or result.unrouted:
+            self.wake_alerts()
+
+    def wake_alerts(self) -> None:
+        """Something alert-worthy was just stored: read the chain now rather than at the next interval."""
+        if self.alert_watcher is not None:
+            self.alert_watcher.wake()
 
     async def refresh_mapping(self) -> int:
         """Load the active mapping version if it changed, then route what it now covers.
@@ -166,6 +199,7 @@ class Gateway:
                 if not task.cancelled() and task.exception() is not None:
                     log.error("gateway.task_failed", task=task.get_name(), error=repr(task.exception()))
         self._tasks.clear()
+        await self.alerts.aclose()
         await self._close_adapters()
         await self.store.close()
         log.info("gateway.stopped", instance=self.instance_id)

@@ -3,36 +3,11 @@
 The platform authenticates each call by a signature over a timestamp and a single-use nonce, so a
 captured request cannot be replayed. Hence a fresh timestamp and nonce for *every* request, a retry
 included: resending an old signature is exactly what the platform's replay check (code 4012) refuses.
+The scheme itself (signing and verifying) lives in ``adapters.tif``, shared with the gateway's push ingest.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-import time
-from collections.abc import Callable
+from adapters.tif import signature, signed_headers
 
 __all__ = ["signature", "signed_headers"]
-
-
-def signature(*, timestamp: str, token: str, nonce: str) -> str:
-    """Lowercase SHA-256 hex of ``timestamp + token + nonce + timestamp`` (the platform's rule)."""
-    return hashlib.sha256(f"{timestamp}{token}{nonce}{timestamp}".encode()).hexdigest()
-
-
-def signed_headers(
-    *,
-    paasid: str,
-    token: str,
-    clock: Callable[[], float] = time.time,
-    nonce_factory: Callable[[], str] = lambda: secrets.token_hex(16),
-) -> dict[str, str]:
-    """The four ``x-tif-*`` headers for one request, with a new timestamp and nonce."""
-    timestamp = str(int(clock()))
-    nonce = nonce_factory()
-    return {
-        "x-tif-paasid": paasid,
-        "x-tif-timestamp": timestamp,
-        "x-tif-nonce": nonce,
-        "x-tif-signature": signature(timestamp=timestamp, token=token, nonce=nonce),
-    }

@@ -171,6 +171,19 @@ CREATE TABLE IF NOT EXISTS cursors (
     cursor TEXT,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ingest_nonces (
+    scope TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (scope, nonce)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ingest_nonces_expiry ON ingest_nonces (expires_at);
+CREATE TABLE IF NOT EXISTS alerts_fired (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    fired_at REAL NOT NULL
+);
 """
 
 _OPEN = ("pending", "in_flight", "retry_wait")
@@ -348,6 +361,10 @@ class SQLiteStore:
         conn.executescript(SCHEMA)
         _migrate(conn)
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        # Alerts start from the chain's tip when first enabled: history from before is not news.
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) SELECT 'alerts_scanned', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM audit"
+        )
         try:
             self._chain_algorithm(conn)
         except AuditAlgorithmError:
@@ -1099,6 +1116,82 @@ class SQLiteStore:
                 "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'in_flight', 'retry_wait')"
             ).fetchone()
             return int(row[0])
+
+        return await self._run(lambda: read(self._connection()))
+
+    # -- push ingest, alerts, metrics ---------------------------------------------------------------
+
+    async def use_nonce(self, scope: str, nonce: str, expires_at: float) -> bool:
+        """Spend a signed request's nonce: True the first time, False on a replay. Kept until ``expires_at``.
+
+        In the store rather than in memory so a replay is refused after a restart too (and, on a shared
+        database, by every instance); the table holds one signature window's worth of nonces at most.
+        """
+
+        def run(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM ingest_nonces WHERE expires_at < ?", (self._clock(),))
+            cur = conn.execute(
+                "INSERT INTO ingest_nonces (scope, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (scope, nonce, expires_at),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(self._tx, run)
+
+    async def alerts_scanned(self) -> int:
+        """The audit sequence number up to which the chain has been read for alerts."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'alerts_scanned'").fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def claim_alerts(self, entries: Sequence[tuple[int, str, str]], scanned_to: int) -> list[int]:
+        """Claim alerts (audit ``seq``, kind, subject) for firing; returns the seqs not claimed before.
+
+        Claimed once and for all — before firing — so a restart, or a second instance reading the same
+        chain, never fires one twice. The scan position moves forward only.
+        """
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            now = self._clock()
+            fresh = [
+                seq
+                for seq, kind, subject in entries
+                if conn.execute(
+                    "INSERT INTO alerts_fired (seq, kind, subject, fired_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (seq, kind, subject, now),
+                ).rowcount
+                == 1
+            ]
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('alerts_scanned', ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (str(scanned_to),),
+            )
+            return fresh
+
+        return await self._run(self._tx, run)
+
+    async def delivery_metrics(self) -> dict[str, Any]:
+        """For ``/metrics``, read at scrape time: deliveries by (destination, state), and per destination
+        the creation time of the oldest delivery still moving on its own (pending, in_flight, retry_wait)."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            counts = {
+                (dest, state): n
+                for dest, state, n in conn.execute(
+                    "SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state"
+                )
+            }
+            oldest = dict(
+                conn.execute(
+                    "SELECT destination, MIN(created_at) FROM deliveries "
+                    "WHERE state IN ('pending', 'in_flight', 'retry_wait') GROUP BY destination"
+                ).fetchall()
+            )
+            return {"by_state": counts, "oldest_open": oldest}
 
         return await self._run(lambda: read(self._connection()))
 
