@@ -1,6 +1,7 @@
 """Platform adapters and the SDK they are written with (protocol, error taxonomy, registry)."""
 
 from adapters.base import (
+    AcknowledgingSource,
     Adapter,
     BatchDestinationAdapter,
     BatchResult,
@@ -10,6 +11,7 @@ from adapters.base import (
     Direction,
     PollPage,
     RawRecord,
+    RecordOutcome,
     SourceAdapter,
 )
 from adapters.errors import (
@@ -22,6 +24,7 @@ from adapters.errors import (
 )
 
 __all__ = [
+    "AcknowledgingSource",
     "Adapter",
     "AdapterError",
     "BatchDestinationAdapter",
@@ -35,6 +38,7 @@ __all__ = [
     "PermanentError",
     "PollPage",
     "RawRecord",
+    "RecordOutcome",
     "RetryableError",
     "SourceAdapter",
     "classify_transport_error",

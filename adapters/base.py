@@ -4,6 +4,8 @@ The gateway never reaches past these methods. What crosses is small on purpose:
 
 - into a source adapter: a cursor and a page size; out: native records (``RawRecord``) and the next
   cursor. ``decode`` turns one native record into canonical envelopes or raises ``DecodeError``.
+  A source that must be told what became of its records (a 前置库 whose rows are marked as read)
+  also implements ``acknowledge``, which the poller calls once the page is durably stored.
 - into a destination adapter: a canonical ``Envelope`` and a deterministic idempotency key; out: a
   ``DeliveryReceipt`` or one of the taxonomy's errors (``adapters.errors``). The adapter knows nothing
   of stores, queues or retry policy: it makes one attempt and says how it went.
@@ -26,6 +28,7 @@ from adapters.errors import AdapterError
 from schemas import Envelope
 
 __all__ = [
+    "AcknowledgingSource",
     "Adapter",
     "BatchDestinationAdapter",
     "BatchResult",
@@ -35,6 +38,7 @@ __all__ = [
     "Direction",
     "PollPage",
     "RawRecord",
+    "RecordOutcome",
     "SourceAdapter",
 ]
 
@@ -88,6 +92,18 @@ class PollPage:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What the gateway durably did with one record of a page: stored, or rejected with ``reason``.
+
+    "Stored" covers every verdict of the dedup ledger (new, revision, duplicate, stale): the gateway holds
+    the fact either way, so the source may consider the record read.
+    """
+
+    record: RawRecord
+    rejected: str | None = None  # the rejection reason (names the field, never echoes personal data)
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
     """Proof that the receiver holds the message; ``remote_id`` is its own id for it (e.g. ``taskNo``)."""
 
@@ -127,6 +143,26 @@ class SourceAdapter(Adapter, Protocol):
 
     def decode(self, record: RawRecord) -> list[Envelope]:
         """Native record → canonical envelopes. Pure; raise ``DecodeError`` with a reason naming the field."""
+        ...
+
+
+@runtime_checkable
+class AcknowledgingSource(SourceAdapter, Protocol):
+    """A source that is told, after each stored page, what became of every record in it.
+
+    Exchange databases (前置库) work this way: the reader marks each row it has taken (accepted, or failed
+    with a reason) so the writing system knows. The gateway calls ``acknowledge`` only after the page,
+    its rejections and ``page.next_cursor`` were committed together, so a mark never runs ahead of the
+    store. A crash between that commit and the marking is the adapter's to repair: the next ``poll`` gets
+    the committed cursor and must mark what the cursor says was taken, without handing it out again.
+    """
+
+    async def acknowledge(self, page: PollPage, outcomes: Sequence[RecordOutcome]) -> None:
+        """Report the fate of each record of ``page`` (one outcome per record, in page order).
+
+        Must not raise for a failure to write the marks: keep them and retry before the next read. Any
+        exception is logged by the poller and otherwise ignored — the page is stored whatever happens here.
+        """
         ...
 
 

@@ -2,7 +2,9 @@
 
 Decoding happens here, record by record, so one malformed record becomes a rejection with its reason
 and the rest of the page still flows. The page's messages, its rejections and the cursor after it are
-stored in one transaction; a crash before that commit re-reads the page, after it never does.
+stored in one transaction; a crash before that commit re-reads the page, after it never does. A source
+that marks what it handed out (``AcknowledgingSource``, e.g. a 前置库) is told each record's fate only
+after that commit.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from collections.abc import Callable
 
 import structlog
 
-from adapters import AdapterError, DecodeError, RawRecord, SourceAdapter
+from adapters import AdapterError, DecodeError, PollPage, RawRecord, RecordOutcome, SourceAdapter
 from gateway.config import SourceConfig
-from gateway.store.base import IngestResult, Rejection, Router, Store
+from gateway.store.base import IngestResult, Rejection, Router, SourceNotOwnedError, Store
 from schemas import Envelope
 
 __all__ = ["SourcePoller", "decode_records", "raw_text"]
@@ -37,19 +39,30 @@ def raw_text(payload: object) -> str:
 
 
 def decode_records(
-    source: str, adapter: SourceAdapter, records: list[RawRecord] | tuple[RawRecord, ...]
+    source: str,
+    adapter: SourceAdapter,
+    records: list[RawRecord] | tuple[RawRecord, ...],
+    *,
+    outcomes: list[RecordOutcome] | None = None,
 ) -> tuple[list[Envelope], list[Rejection]]:
-    """Decode every record; a record that fails becomes a ``Rejection`` and never stops the others."""
+    """Decode every record; a record that fails becomes a ``Rejection`` and never stops the others.
+
+    ``outcomes``, when given, receives one ``RecordOutcome`` per record, in order (for ``acknowledge``).
+    """
     envelopes: list[Envelope] = []
     rejections: list[Rejection] = []
     for record in records:
+        reason: str | None = None
         try:
             envelopes.extend(adapter.decode(record))
         except DecodeError as exc:
-            rejections.append(Rejection(source, exc.reason, raw_text(record.payload), record.position))
+            reason = exc.reason
         except Exception as exc:  # an adapter bug must not lose the record or stop the feed
             reason = f"adapter {source!r} failed to decode: {type(exc).__name__}: {exc}"
+        if reason is not None:
             rejections.append(Rejection(source, reason, raw_text(record.payload), record.position))
+        if outcomes is not None:
+            outcomes.append(RecordOutcome(record, reason))
     return envelopes, rejections
 
 
@@ -63,7 +76,14 @@ class SourcePoller:
         router: Router,
         *,
         on_ingested: Callable[[IngestResult], None] = lambda _r: None,
+        owner: str | None = None,
+        lease_s: float = 15.0,
     ) -> None:
+        """``owner`` (the instance id) makes the poller claim the source before reading it, renewing the
+        claim every round (``lease_s``); without it the poller reads unconditionally (one process)."""
+        self._owner = owner
+        self._lease_s = lease_s
+        self._owned = False
         self.name = name
         self.adapter = adapter
         self.config = config
@@ -78,9 +98,47 @@ class SourcePoller:
         self._stop.set()
 
     async def run(self) -> None:
-        cursor = await self._store.get_cursor(self.name)
+        """Poll while this instance owns the source; stand by while another one does.
+
+        Several instances may run a poller for one source; only the owner of the source's lease reads
+        it, so no page is read twice. A standby claims it as soon as the owner's lease lapses (it died,
+        or stopped and released it) and reads on from the cursor the last owner committed.
+        """
+        try:
+            await self._run()
+        finally:
+            if self._owned and self._owner is not None:
+                with contextlib.suppress(Exception):  # best effort: the lease expires anyway
+                    await self._store.release_source(self.name, self._owner)
+
+    async def _own(self) -> bool:
+        """Claim or renew the source; a store error counts as not owning it (and is retried)."""
+        if self._owner is None:
+            self._owned = True
+            return True
+        try:
+            owned = await self._store.claim_source(self.name, self._owner, self._lease_s)
+        except Exception as exc:
+            log.warning("poller.claim_failed", source=self.name, error=f"{type(exc).__name__}: {exc}")
+            owned = False
+        if owned != self._owned:
+            log.info("poller.owner" if owned else "poller.standby", source=self.name, instance=self._owner)
+        self._owned = owned
+        return owned
+
+    async def _run(self) -> None:
+        cursor: str | None = None
         backoff = self.config.poll_interval_s
+        standby_s = min(self.config.poll_interval_s, self._lease_s / 3)
         while not self._stop.is_set():
+            was_owner = self._owned
+            if not await self._own():
+                self.caught_up = True  # a standby has nothing to read
+                await self._sleep(standby_s)
+                continue
+            if not was_owner:
+                # Read after the claim: every page the previous owner committed is behind this cursor.
+                cursor = await self._store.get_cursor(self.name)
             try:
                 page = await self.adapter.poll(cursor, self.config.page_size)
             except AdapterError as exc:
@@ -92,8 +150,20 @@ class SourcePoller:
                 backoff = min(backoff * 2, self.config.error_backoff_max_s)
                 continue
             backoff = self.config.poll_interval_s
-            envelopes, rejections = decode_records(self.name, self.adapter, list(page.records))
-            result = await self._store.ingest_page(self.name, envelopes, rejections, page.next_cursor, self._router)
+            outcomes: list[RecordOutcome] = []
+            envelopes, rejections = decode_records(self.name, self.adapter, list(page.records), outcomes=outcomes)
+            try:
+                result = await self._store.ingest_page(
+                    self.name, envelopes, rejections, page.next_cursor, self._router, owner=self._owner
+                )
+            except SourceNotOwnedError as exc:
+                # This instance was paused past its lease and another took the source over: the page is
+                # not stored here; the new owner reads it from the committed cursor.
+                log.warning("poller.page_discarded", source=self.name, reason=str(exc))
+                self._owned = False
+                continue
+            if page.records:
+                await self._acknowledge(page, outcomes)
             self.pages += 1
             if page.next_cursor is not None:
                 cursor = page.next_cursor
@@ -116,6 +186,20 @@ class SourcePoller:
             self.caught_up = not page.has_more and not page.records
             if not page.has_more:
                 await self._sleep(self.config.poll_interval_s)
+
+    async def _acknowledge(self, page: PollPage, outcomes: list[RecordOutcome]) -> None:
+        """Tell an acknowledging source what became of the stored page; its failure never stops the feed.
+
+        The page is committed by now, so nothing here can lose a record: a source that could not write its
+        marks repairs them at its next poll (``AcknowledgingSource``).
+        """
+        acknowledge = getattr(self.adapter, "acknowledge", None)
+        if acknowledge is None:
+            return
+        try:
+            await acknowledge(page, outcomes)
+        except Exception as exc:
+            log.warning("poller.acknowledge_failed", source=self.name, error=f"{type(exc).__name__}: {exc}")
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
