@@ -214,8 +214,28 @@ CREATE TABLE IF NOT EXISTS source_leases (
 """
 
 # Numbered schema changes, oldest first. Never edit a released one: add the next.
+SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS ingest_nonces (
+    scope TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, nonce)
+);
+CREATE INDEX IF NOT EXISTS ingest_nonces_expiry ON ingest_nonces (expires_at);
+CREATE TABLE IF NOT EXISTS alerts_fired (
+    seq BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    fired_at DOUBLE PRECISION NOT NULL
+);
+-- Alerts start from the chain's tip when first enabled: history from before is not news.
+INSERT INTO meta (key, value) SELECT 'alerts_scanned', COALESCE(MAX(seq), 0)::TEXT FROM audit
+    ON CONFLICT (key) DO NOTHING;
+"""
+
 MIGRATIONS: list[Migration[str]] = [
     Migration(1, "messages, dedup ledger, outbox, paper, mapping, audit chain and queue, source leases", SCHEMA_V1),
+    Migration(2, "spent nonces of signed pushes, alerts fired", SCHEMA_V2),
 ]
 
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
@@ -1075,6 +1095,60 @@ class PostgresStore:
             "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'in_flight', 'retry_wait')"
         )
         return int(rows[0][0])
+
+    # -- push ingest, alerts, metrics (see SQLiteStore for the why) ---------------------------------
+
+    async def use_nonce(self, scope: str, nonce: str, expires_at: float) -> bool:
+        """Spend a signed request's nonce: True the first time, False on a replay (on any instance)."""
+
+        async def run(tx: _Tx) -> bool:
+            await tx.conn.execute("DELETE FROM ingest_nonces WHERE expires_at < %s", (tx.now,))
+            cur = await tx.conn.execute(
+                "INSERT INTO ingest_nonces (scope, nonce, expires_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING RETURNING 1",
+                (scope, nonce, expires_at),
+            )
+            return await cur.fetchone() is not None
+
+        return await self._tx(run)
+
+    async def alerts_scanned(self) -> int:
+        rows = await self._fetch("SELECT value FROM meta WHERE key = 'alerts_scanned'")
+        return int(rows[0][0]) if rows else 0
+
+    async def claim_alerts(self, entries: Sequence[tuple[int, str, str]], scanned_to: int) -> list[int]:
+        """Claim alerts by audit seq before firing them: of several instances, one claims each."""
+
+        async def run(tx: _Tx) -> list[int]:
+            fresh: list[int] = []
+            if entries:
+                cur = await tx.conn.execute(
+                    "INSERT INTO alerts_fired (seq, kind, subject, fired_at) "
+                    "SELECT s, k, sub, %s FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u (s, k, sub) "
+                    "ON CONFLICT DO NOTHING RETURNING seq",
+                    (tx.now, [e[0] for e in entries], [e[1] for e in entries], [e[2] for e in entries]),
+                )
+                fresh = sorted(int(r[0]) for r in await cur.fetchall())
+            await tx.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('alerts_scanned', %s) ON CONFLICT (key) DO UPDATE "
+                "SET value = GREATEST(meta.value::BIGINT, excluded.value::BIGINT)::TEXT",
+                (str(scanned_to),),
+            )
+            return fresh
+
+        return await self._tx(run)
+
+    async def delivery_metrics(self) -> dict[str, Any]:
+        """Deliveries by (destination, state) and the oldest open delivery per destination (for /metrics)."""
+        async with self._require_pool().connection() as conn:
+            cur = await conn.execute("SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state")
+            counts = {(d, s): int(n) for d, s, n in await cur.fetchall()}
+            cur = await conn.execute(
+                "SELECT destination, MIN(created_at) FROM deliveries "
+                "WHERE state IN ('pending', 'in_flight', 'retry_wait') GROUP BY destination"
+            )
+            oldest = {d: float(t) for d, t in await cur.fetchall()}
+        return {"by_state": counts, "oldest_open": oldest}
 
     async def rejected(self, limit: int = 100) -> list[dict[str, Any]]:
         """The most recent rejected inputs with their reasons (newest first)."""
