@@ -110,7 +110,7 @@ class Publisher:
     """What a 行政许可 derived from an approval needs and the approval does not carry (adapter options).
 
     ``authorities`` names the 许可机关 by its 统一社会信用代码 (an approval carries only the code); a code not in
-    it is named ``authority_name``. The 数据来源单位 defaults to the authority of the deployment.
+    it is named ``authority_name``. The 数据来源单位 of a derived record defaults to the deployment's authority.
     """
 
     authority_name: str
@@ -266,8 +266,9 @@ def license_from_approval(approval: ApprovalDecided, publisher: Publisher) -> Cr
         "long_term": cert.long_term or cert.valid_to is None,
         "authority_name": publisher.authorities.get(authority_code, publisher.authority_name),
         "authority_code": authority_code,
-        "source_unit_name": publisher.source_unit_name,
-        "source_unit_code": publisher.source_unit_code,
+        # The data comes from this deployment, whichever bureau issued the licence.
+        "source_unit_name": publisher.source_unit_name or publisher.authority_name,
+        "source_unit_code": publisher.source_unit_code or publisher.authority_code,
         "remark": _commitment_remark(approval),
         "region": approval.region,
         "case_no": approval.case_no,
