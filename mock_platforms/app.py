@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from mock_platforms import credit, hlwjg, zwfw
+from mock_platforms import credit, hlwjg, soap, soap_service, zwfw
 from mock_platforms.control import MockPlatform, control_router
 from mock_platforms.faults import FaultInjectionMiddleware
 from mock_platforms.traffic import DEFAULT_TRAFFIC_LIMIT, TrafficRecorderMiddleware
@@ -39,6 +39,7 @@ def create_app(
     zwfw_credentials: Mapping[str, str] | None = None,
     hlwjg_clients: Mapping[str, str] | None = None,
     credit_apps: Mapping[str, str] | None = None,
+    soap_users: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
     traffic_limit: int = DEFAULT_TRAFFIC_LIMIT,
 ) -> MockPlatformsApp:
@@ -47,6 +48,7 @@ def create_app(
     ``zwfw_credentials`` maps x-tif paasid → token (default ``{"shenguan": "zwfw-mock-token"}``);
     ``hlwjg_clients`` maps OAuth2 client_id → client_secret (default ``{"shenguan": "hlwjg-mock-secret"}``).
     ``credit_apps`` maps credit appKey → appSecret (default ``{"shenguan": "credit-mock-secret"}``).
+    ``soap_users`` maps 前置机 login user → password (default ``{"shenguan": "soap-mock-password"}``).
     ``clock`` (unix seconds) drives signature windows, token expiry and event times, so tests can move time.
     The platform objects are reachable as ``app.platforms[name]`` for in-process inspection.
     """
@@ -63,12 +65,15 @@ def create_app(
     credit_platform = credit.CreditPlatform(
         credit.DEFAULT_APPS if credit_apps is None else credit_apps, clock, traffic_limit
     )
-    app.platforms = {"zwfw": zwfw_platform, "hlwjg": hlwjg_platform, "credit": credit_platform}
+    soap_platform = soap.SoapPlatform(soap.DEFAULT_USERS if soap_users is None else soap_users, clock, traffic_limit)
+    app.platforms = {"zwfw": zwfw_platform, "hlwjg": hlwjg_platform, "soap": soap_platform, "credit": credit_platform}
     app.include_router(zwfw.native_router(zwfw_platform), prefix="/zwfw")
     app.include_router(hlwjg.native_router(hlwjg_platform), prefix="/hlwjg")
     app.include_router(credit.native_router(credit_platform), prefix="/credit")
     for name, platform in app.platforms.items():
         app.include_router(control_router(platform), prefix=f"/{name}/_mock")
+    # Mounted after the control routers: a mount matches its whole prefix, and /soap/_mock must stay reachable.
+    app.mount("/soap", soap_service.asgi_app(soap_platform))
 
     @app.get("/", tags=["index"])
     async def index() -> dict[str, Any]:

@@ -66,11 +66,13 @@ class FaultState:
     """Settings plus the one seeded RNG every fault draw of a platform uses, for replayable chaos.
 
     ``server_error`` is the platform's own way of saying "try again later" (zwfw: HTTP 200 with code 500 in
-    the body; hlwjg: HTTP 500), returned when ``error_rate`` fires.
+    the body; hlwjg: HTTP 500; soap: HTTP 500 with a SOAP fault), returned when ``error_rate`` fires. A dict
+    body is sent as JSON; bytes are sent as they are, with ``server_error_content_type``.
     """
 
     server_error_status: int
-    server_error_body: dict[str, Any]
+    server_error_body: dict[str, Any] | bytes
+    server_error_content_type: bytes = b"application/json"
     settings: FaultSettings = field(default_factory=FaultSettings)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
@@ -127,8 +129,9 @@ class FaultInjectionMiddleware:
             return
         if faults.draw(settings.error_rate):
             scope[FAULT_SCOPE_KEY] = "error"
-            body = json.dumps(faults.server_error_body, ensure_ascii=False).encode()
-            await _send_body(send, faults.server_error_status, body, b"application/json")
+            error_body = faults.server_error_body
+            body = error_body if isinstance(error_body, bytes) else json.dumps(error_body, ensure_ascii=False).encode()
+            await _send_body(send, faults.server_error_status, body, faults.server_error_content_type)
             return
         drop = faults.draw(settings.drop_response_rate)
         malformed = not drop and faults.draw(settings.malformed_rate)
@@ -142,7 +145,7 @@ class FaultInjectionMiddleware:
             await _drop(send, buffer)
         else:
             scope[FAULT_SCOPE_KEY] = "malformed"
-            await _send_body(send, 200, _garble(buffer.body, faults.rng), b"application/json")
+            await _send_body(send, 200, _garble(buffer.body, faults.rng), _content_type(buffer.start))
 
 
 class _ResponseBuffer:
@@ -157,6 +160,14 @@ class _ResponseBuffer:
             self.start = message
         elif message["type"] == "http.response.body":
             self.body += message.get("body", b"")
+
+
+def _content_type(start: Message | None) -> bytes:
+    """The content type the app declared (a garbled SOAP reply stays ``text/xml``), JSON if it declared none."""
+    for name, value in (start or {}).get("headers", []):
+        if name.lower() == b"content-type":
+            return bytes(value)
+    return b"application/json"
 
 
 async def _send_body(send: Send, status: int, body: bytes, content_type: bytes) -> None:
@@ -189,7 +200,8 @@ async def _drop(send: Send, buffer: _ResponseBuffer) -> None:
 
 
 def _garble(body: bytes, rng: random.Random) -> bytes:
-    """Truncate a JSON body at a random point, which can never leave valid JSON for an object or array."""
+    """Truncate a body at a random point, which can never leave valid JSON for an object or array (nor a
+    well-formed XML document: its root element is never closed)."""
     if len(body) < 2:
         return b'{"code": '
     cut = body[: rng.randrange(1, len(body))]
