@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,6 +17,8 @@ from starlette.types import ASGIApp
 from mock_platforms import credit, hlwjg, soap, soap_service, zwfw
 from mock_platforms.control import MockPlatform, control_router
 from mock_platforms.faults import FaultInjectionMiddleware
+from mock_platforms.specialty import SpecialtyPlatform
+from mock_platforms.specialty import native_router as specialty_router
 from mock_platforms.traffic import DEFAULT_TRAFFIC_LIMIT, TrafficRecorderMiddleware
 
 
@@ -40,6 +43,7 @@ def create_app(
     hlwjg_clients: Mapping[str, str] | None = None,
     credit_apps: Mapping[str, str] | None = None,
     soap_users: Mapping[str, str] | None = None,
+    specialty_db: str | Path | None = None,
     clock: Callable[[], float] = time.time,
     traffic_limit: int = DEFAULT_TRAFFIC_LIMIT,
 ) -> MockPlatformsApp:
@@ -49,6 +53,7 @@ def create_app(
     ``hlwjg_clients`` maps OAuth2 client_id → client_secret (default ``{"shenguan": "hlwjg-mock-secret"}``).
     ``credit_apps`` maps credit appKey → appSecret (default ``{"shenguan": "credit-mock-secret"}``).
     ``soap_users`` maps 前置机 login user → password (default ``{"shenguan": "soap-mock-password"}``).
+    ``specialty_db`` is the SQLite file of the 前置库 mock (default: a fresh temporary file); it is emptied.
     ``clock`` (unix seconds) drives signature windows, token expiry and event times, so tests can move time.
     The platform objects are reachable as ``app.platforms[name]`` for in-process inspection.
     """
@@ -62,14 +67,17 @@ def create_app(
         title="shenguan mock platforms",
         description="Fakes of the platforms shenguan relays between, with fault injection (`_mock/`).",
     )
+    soap_platform = soap.SoapPlatform(soap.DEFAULT_USERS if soap_users is None else soap_users, clock, traffic_limit)
     credit_platform = credit.CreditPlatform(
         credit.DEFAULT_APPS if credit_apps is None else credit_apps, clock, traffic_limit
     )
-    soap_platform = soap.SoapPlatform(soap.DEFAULT_USERS if soap_users is None else soap_users, clock, traffic_limit)
     app.platforms = {"zwfw": zwfw_platform, "hlwjg": hlwjg_platform, "soap": soap_platform, "credit": credit_platform}
     app.include_router(zwfw.native_router(zwfw_platform), prefix="/zwfw")
     app.include_router(hlwjg.native_router(hlwjg_platform), prefix="/hlwjg")
     app.include_router(credit.native_router(credit_platform), prefix="/credit")
+    specialty_platform = SpecialtyPlatform(specialty_db, clock, traffic_limit)
+    app.platforms["specialty"] = specialty_platform
+    app.include_router(specialty_router(specialty_platform), prefix="/specialty")
     for name, platform in app.platforms.items():
         app.include_router(control_router(platform), prefix=f"/{name}/_mock")
     # Mounted after the control routers: a mount matches its whole prefix, and /soap/_mock must stay reachable.
