@@ -106,6 +106,19 @@ class DestinationConfig(_Section):
     )
     paper_recipient: str | None = Field(default=None, description="受送达人 printed on paper notices")
     paper_address: str | None = Field(default=None, description="送达地点 printed on the 送达回证")
+    batch_size: int | None = Field(
+        default=None, ge=1, le=10_000, description="records per batch for an adapter taking batches (default: its max)"
+    )
+    batch_max_age_s: float = Field(
+        default=2.0, gt=0, description="longest a leased record waits for its batch to fill before the batch is sent"
+    )
+
+    @model_validator(mode="after")
+    def _batch_age_within_lease(self) -> DestinationConfig:
+        # A record is leased while its batch fills; the lease must outlive the wait and the send.
+        if self.batch_max_age_s >= self.lease_s / 2:
+            raise ValueError(f"batch_max_age_s ({self.batch_max_age_s}) must be under half of lease_s ({self.lease_s})")
+        return self
 
 
 class RouteConfig(BaseModel):

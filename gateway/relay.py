@@ -12,6 +12,17 @@ destination's capabilities — the only place that knows the retry policy:
 
 Outcomes are queued and written in groups (one commit for many attempts), each guarded by the lease
 it was made under. Recovery of leases left by a previous process must finish before ``run`` starts.
+
+A destination whose adapter takes batches (``capabilities.max_batch_size > 1``) is leased up to
+``batch_size`` records at a time; a batch is sent when full or when its first record has waited
+``batch_max_age_s``, and its concurrency counts batches. The adapter answers per record, and each
+record's outcome follows the same rules as a single attempt: accepted → ``delivered``, refused for its
+content → ``dead`` with the receiver's reason (never resent), the rest of the batch unaffected. A failure
+of the whole batch applies to every record in it: retried (each within its own budget) or, when the
+outcome is unknown and the receiver answers status queries, settled by one batched status query before
+anything is sent again — so a record the receiver has already judged is never submitted twice. Delivered
+records are terminal and can never be part of a later batch. The outcomes of one batch are written in one
+``complete`` call.
 """
 
 from __future__ import annotations
@@ -21,13 +32,16 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, cast
 
 import structlog
 import tenacity
 
 from adapters import (
     AdapterError,
+    BatchDestinationAdapter,
+    BatchResult,
+    DeliveryReceipt,
     DestinationAdapter,
     OutcomeUnknownError,
     PermanentError,
@@ -36,7 +50,7 @@ from adapters import (
 from gateway.breaker import CircuitBreaker
 from gateway.config import DestinationConfig
 from gateway.store.base import DeliveryState, LeasedDelivery, Outcome, Store
-from schemas import Classification
+from schemas import Classification, Envelope
 
 __all__ = ["Destination", "Relay", "RelayObserver"]
 
@@ -51,7 +65,9 @@ class Destination:
     adapter: DestinationAdapter
     config: DestinationConfig
     breaker: CircuitBreaker = field(init=False)
-    inflight: int = 0
+    inflight: int = 0  # attempts in flight; batches, for a batching destination
+    forming: list[LeasedDelivery] = field(default_factory=list)  # leased, waiting for their batch to fill
+    forming_since: float | None = None  # when the first record of the forming batch was leased
 
     def __post_init__(self) -> None:
         self.breaker = CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
@@ -66,9 +82,29 @@ class Destination:
         return float(self._wait(state))
 
     @property
+    def batch_size(self) -> int:
+        """Records per attempt: 1, or for a batch adapter the configured size capped at the adapter's maximum."""
+        cap = self.adapter.capabilities.max_batch_size
+        if cap <= 1 or not isinstance(self.adapter, BatchDestinationAdapter):
+            return 1
+        return min(self.config.batch_size or cap, cap)
+
+    @property
+    def batching(self) -> bool:
+        return self.batch_size > 1
+
+    def batch_due(self, now: float) -> bool:
+        """The forming batch is full, or its first record has waited ``batch_max_age_s``."""
+        if not self.forming or self.forming_since is None:
+            return False
+        return len(self.forming) >= self.batch_size or now - self.forming_since >= self.config.batch_max_age_s
+
+    @property
     def recovery_policy(self) -> str:
         """What a lease left mid-attempt by a dead process becomes: resend, verify first, or uncertain."""
         caps = self.adapter.capabilities
+        if caps.status_query and self.batching:
+            return "verify"  # one status query settles a whole interrupted batch without resubmitting it
         if caps.idempotent_receiver:
             return "resend"
         return "verify" if caps.status_query else "uncertain"
@@ -140,8 +176,9 @@ class Relay:
                 if not started:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._idle_s)
+                        await asyncio.wait_for(self._wake.wait(), self._idle_wait_s())
         finally:
+            self._flush_batches()  # a graceful stop sends what was leased rather than leaving it in flight
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._outcomes.join()
@@ -161,6 +198,9 @@ class Relay:
     async def _lease_round(self) -> int:
         started = 0
         for dest in self._dests.values():
+            if dest.batching:
+                started += await self._batch_round(dest)
+                continue
             free = dest.breaker.allowance(dest.config.concurrency - dest.inflight)
             if free <= 0:
                 continue
@@ -226,14 +266,25 @@ class Relay:
     def _after_failure(
         self, dest: Destination, row: LeasedDelivery, exc: AdapterError, *, verify: bool = False
     ) -> Outcome:
-        reason = exc.reason[:2000]
+        self._breaker_after(dest, exc)
+        return self._failure_outcome(dest, row, exc, verify=verify)
+
+    def _breaker_after(self, dest: Destination, exc: AdapterError) -> None:
+        """One failed attempt (a single delivery or a whole batch) as the breaker sees it."""
         if isinstance(exc, PermanentError):
             dest.breaker.record_success()  # the receiver answered; it just refused this content
-            log.warning("relay.dead", destination=dest.name, delivery=row.id, reason=reason)
-            return Outcome(row.id, DeliveryState.dead, error=reason, error_kind=exc.kind)
-        if dest.breaker.record_failure():
+        elif dest.breaker.record_failure():
             log.warning("relay.breaker_open", destination=dest.name, cooldown_s=dest.config.breaker_cooldown_s)
             self._notify("on_breaker_open", dest.name)
+
+    def _failure_outcome(
+        self, dest: Destination, row: LeasedDelivery, exc: AdapterError, *, verify: bool = False
+    ) -> Outcome:
+        """What a failure means for one delivery under the retry policy; the breaker is the caller's business."""
+        reason = exc.reason[:2000]
+        if isinstance(exc, PermanentError):
+            log.warning("relay.dead", destination=dest.name, delivery=row.id, reason=reason)
+            return Outcome(row.id, DeliveryState.dead, error=reason, error_kind=exc.kind)
         caps = dest.adapter.capabilities
         if isinstance(exc, OutcomeUnknownError) and not caps.idempotent_receiver:
             if not caps.status_query:
@@ -269,6 +320,131 @@ class Relay:
             next_attempt_at=self._clock() + delay,
             verify_first=verify,
         )
+
+    # -- batches -----------------------------------------------------------------------------------------
+    async def _batch_round(self, dest: Destination) -> int:
+        """Lease into the destination's forming batch and send it once it is due; returns how many were leased.
+
+        Records are leased only while a batch slot is free and the breaker allows an attempt, so a leased
+        record waits at most ``batch_max_age_s`` (well inside ``lease_s``) before it is sent.
+        """
+        leased: list[LeasedDelivery] = []
+        room = dest.batch_size - len(dest.forming)
+        if room > 0 and dest.inflight < dest.config.concurrency and dest.breaker.allowance(1) > 0:
+            leased = await self._store.lease_due(
+                owner=self._owner, destination=dest.name, limit=room, lease_s=dest.config.lease_s
+            )
+            if leased and not dest.forming:
+                dest.forming_since = self._clock()
+            dest.forming.extend(leased)
+        if dest.batch_due(self._clock()):
+            self._start_batch(dest)
+        return len(leased)
+
+    def _start_batch(self, dest: Destination) -> None:
+        rows, dest.forming, dest.forming_since = dest.forming, [], None
+        dest.inflight += 1
+        dest.breaker.record_started()
+        task = asyncio.create_task(self._attempt_batch(dest, rows))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _flush_batches(self) -> None:
+        for dest in self._dests.values():
+            if dest.forming:
+                self._start_batch(dest)
+
+    def _idle_wait_s(self) -> float:
+        """How long to sleep when nothing was leased: until woken, the idle poll, or a forming batch comes of age."""
+        wait = self._idle_s
+        now = self._clock()
+        for dest in self._dests.values():
+            if dest.forming_since is not None:
+                wait = min(wait, max(0.0, dest.forming_since + dest.config.batch_max_age_s - now))
+        return wait
+
+    async def _attempt_batch(self, dest: Destination, rows: list[LeasedDelivery]) -> None:
+        started_at = self._clock()
+        try:
+            outcomes = await self._decide_batch(dest, rows)
+        except Exception as exc:  # a bug in the adapter or here: the batch may have left
+            log.exception("relay.batch_crashed", destination=dest.name, deliveries=len(rows))
+            crash = OutcomeUnknownError(f"batch attempt crashed: {type(exc).__name__}: {exc}")
+            self._breaker_after(dest, crash)
+            verify = dest.adapter.capabilities.status_query
+            outcomes = [self._failure_outcome(dest, row, crash, verify=verify) for row in rows]
+        finally:
+            dest.inflight -= 1
+            self._wake.set()
+        outcomes = [_with_start(outcome, started_at) for outcome in outcomes]
+        for row, outcome in zip(rows, outcomes, strict=True):
+            self._notify("on_outcome", dest.name, row, outcome)
+        await self._write(outcomes)  # the whole batch's outcomes in one transaction
+        self._wake.set()
+
+    async def _decide_batch(self, dest: Destination, rows: list[LeasedDelivery]) -> list[Outcome]:
+        """Per-record outcomes of one batch attempt, in the order of ``rows``."""
+        adapter = cast(BatchDestinationAdapter, dest.adapter)
+        caps = adapter.capabilities
+        outcomes: dict[int, Outcome] = {}
+        todo: list[tuple[LeasedDelivery, Envelope]] = []
+        for row in rows:
+            env = row.envelope()
+            if env.classification == Classification.secret:  # defence in depth, as in _decide
+                outcomes[row.id] = Outcome(
+                    row.id, DeliveryState.paper_pending, error="secret message: paper only", error_kind="policy"
+                )
+            else:
+                todo.append((row, env))
+        verify = [(row, env) for row, env in todo if row.verify_first] if caps.status_query else []
+        if verify:
+            outcomes.update(await self._verify_batch(dest, adapter, verify))
+            todo = [(row, env) for row, env in todo if row.id not in outcomes]
+        if todo:
+            try:
+                results = await adapter.deliver_batch([(env, row.idempotency_key) for row, env in todo])
+                if len(results) != len(todo):
+                    raise OutcomeUnknownError(f"adapter answered {len(results)} results for {len(todo)} records")
+            except AdapterError as exc:
+                self._breaker_after(dest, exc)
+                # Unknown outcome: ask before sending again, where the receiver can be asked.
+                verify_next = isinstance(exc, OutcomeUnknownError) and caps.status_query
+                for row, _ in todo:
+                    outcomes[row.id] = self._failure_outcome(dest, row, exc, verify=verify_next)
+            else:
+                dest.breaker.record_success()
+                for (row, _), result in zip(todo, results, strict=True):
+                    outcomes[row.id] = self._record_outcome(dest, row, result)
+        return [outcomes[row.id] for row in rows]
+
+    async def _verify_batch(
+        self, dest: Destination, adapter: BatchDestinationAdapter, items: list[tuple[LeasedDelivery, Envelope]]
+    ) -> dict[int, Outcome]:
+        """Settle records whose last outcome was unknown: those the receiver judged get their verdict now."""
+        try:
+            answers = await adapter.query_status_batch([(env, row.idempotency_key) for row, env in items])
+            if len(answers) != len(items):
+                raise RetryableError(f"status query answered {len(answers)} of {len(items)} records")
+        except AdapterError as exc:
+            failure = RetryableError(f"status query failed: {exc.reason}", code=exc.code)
+            self._breaker_after(dest, failure)
+            return {row.id: self._failure_outcome(dest, row, failure, verify=True) for row, _ in items}
+        settled = {}
+        for (row, _), answer in zip(items, answers, strict=True):
+            if answer is not None:  # the receiver has judged it: take that verdict, send nothing
+                settled[row.id] = self._record_outcome(dest, row, answer)
+        return settled
+
+    def _record_outcome(self, dest: Destination, row: LeasedDelivery, result: BatchResult) -> Outcome:
+        """One record's result within a batch the receiver answered."""
+        if isinstance(result, DeliveryReceipt):
+            if result.replayed:
+                log.info("relay.replayed", destination=dest.name, delivery=row.id, key=row.idempotency_key)
+            return Outcome(row.id, DeliveryState.delivered, remote_id=result.remote_id)
+        if not isinstance(result, AdapterError):
+            result = OutcomeUnknownError(f"adapter gave {type(result).__name__} for a record, not a result")
+        verify = isinstance(result, OutcomeUnknownError) and dest.adapter.capabilities.status_query
+        return self._failure_outcome(dest, row, result, verify=verify)
 
     async def _commit_loop(self) -> None:
         while True:
