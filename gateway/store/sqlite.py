@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.audit import GENESIS, AuditAlgorithmError, AuditEntry, canonical, entry_hash, hex_digest
-from gateway.dedup import LedgerEntry, decide
+from gateway.dedup import Decision, LedgerEntry, decide
 from gateway.store.base import (
     DeliveryState,
     IngestResult,
@@ -38,6 +38,17 @@ from gateway.store.base import (
     Router,
     StateConflictError,
     idempotency_key,
+)
+from gateway.store.deadlines import (
+    DEADLINE_COLUMNS,
+    FEED_KINDS,
+    OPENING_COLUMNS,
+    Closing,
+    Opening,
+    closing_filter,
+    closing_outcome,
+    deadline_dict,
+    opening_values,
 )
 from schemas import Classification, Envelope
 
@@ -184,6 +195,37 @@ CREATE TABLE IF NOT EXISTS alerts_fired (
     subject TEXT NOT NULL,
     fired_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deadlines (
+    id INTEGER PRIMARY KEY,
+    correlation_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    state TEXT NOT NULL,
+    outcome TEXT,
+    started_on TEXT NOT NULL,
+    working_days INTEGER NOT NULL,
+    due_on TEXT NOT NULL,
+    estimated INTEGER NOT NULL,
+    basis TEXT NOT NULL,
+    region TEXT,
+    item_code TEXT,
+    item_name TEXT,
+    department_name TEXT,
+    department_code TEXT,
+    delivery_id INTEGER REFERENCES deliveries (id),
+    opened_by TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    closed_by TEXT,
+    closed_at REAL,
+    closed_on TEXT,
+    escalated_at REAL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (correlation_id, kind, subject)
+);
+CREATE INDEX IF NOT EXISTS deadlines_open ON deadlines (due_on) WHERE state = 'open';
+CREATE INDEX IF NOT EXISTS deadlines_due ON deadlines (due_on);
+CREATE INDEX IF NOT EXISTS deadlines_subject ON deadlines (kind, subject);
+CREATE INDEX IF NOT EXISTS deadlines_delivery ON deadlines (delivery_id) WHERE delivery_id IS NOT NULL;
 """
 
 _OPEN = ("pending", "in_flight", "retry_wait")
@@ -424,6 +466,20 @@ class SQLiteStore:
         """``owner`` is the source's owner for multi-instance stores; one process owns every source here."""
         return await self._run(self._tx, self._ingest, source, envelopes, rejections, cursor, router)
 
+    @staticmethod
+    def ledger_decision(conn: sqlite3.Connection, env: Envelope) -> Decision:
+        """The dedup decision for one envelope: its fact's ledger entry (one primary-key lookup) and ``decide``.
+
+        What ``_ingest`` does per envelope, inside its transaction; a method of its own so that the benchmark
+        of the decision at 1,000,000 facts (``benchmarks/ledger.py``) times exactly this code.
+        """
+        row = conn.execute(
+            "SELECT revision, content_hash, business_time, message_id FROM ledger WHERE type = ? AND business_key = ?",
+            (env.type, env.business_key),
+        ).fetchone()
+        entry = LedgerEntry(row[0], row[1], _parse_time(row[2]), row[3]) if row else None
+        return decide(entry, revision=env.revision, content_hash=env.content_hash, business_time=env.time)
+
     def _ingest(
         self,
         conn: sqlite3.Connection,
@@ -436,12 +492,7 @@ class SQLiteStore:
         now = self._clock()
         result = IngestResult()
         for env in envelopes:
-            row = conn.execute(
-                "SELECT revision, content_hash, business_time, message_id FROM ledger WHERE type = ? AND business_key = ?",
-                (env.type, env.business_key),
-            ).fetchone()
-            entry = LedgerEntry(row[0], row[1], _parse_time(row[2]), row[3]) if row else None
-            decision = decide(entry, revision=env.revision, content_hash=env.content_hash, business_time=env.time)
+            decision = self.ledger_decision(conn, env)
             if not decision.relay:
                 conn.execute(
                     "INSERT INTO suppressions (message_id, type, business_key, revision, content_hash, source, "
@@ -1091,6 +1142,210 @@ class SQLiteStore:
             "updated_at = ? WHERE id = ?",
             (now, now, delivery_id),
         )
+
+    # -- deadlines (closed-loop timeliness; rules in gateway/deadlines.py) ---------------------------------
+
+    async def deadline_position(self) -> int:
+        """The audit sequence number up to which the deadline tracker has followed the chain."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'deadlines_scanned'").fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def deadline_feed(
+        self, *, after_seq: int, types: Sequence[str], limit: int = 1000
+    ) -> tuple[list[dict[str, Any]], int]:
+        """State changes after ``after_seq`` that can open or close a deadline, and the last seq examined.
+
+        Read from the audit chain — every state change in commit order — so the tracker's position is one
+        number: messages stored or routed (with their deliveries) and deliveries completed, for ``types``.
+        """
+
+        def read(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
+            rows = conn.execute(
+                "SELECT seq, kind, subject FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+            ).fetchall()
+            items: list[dict[str, Any]] = []
+            wanted = set(types)
+            for seq, kind, subject in rows:
+                if kind not in FEED_KINDS:
+                    continue
+                if kind.startswith("message."):
+                    found = conn.execute("SELECT type, envelope FROM messages WHERE id = ?", (subject,)).fetchone()
+                    if found is None or found[0] not in wanted:
+                        continue
+                    deliveries = conn.execute(
+                        "SELECT id, destination, channel FROM deliveries WHERE message_id = ? ORDER BY id", (subject,)
+                    ).fetchall()
+                    items.append({"seq": seq, "kind": kind, "envelope": found[1], "deliveries": deliveries})
+                else:
+                    found = conn.execute(
+                        "SELECT m.type, m.envelope, d.id, d.destination, d.channel, d.remote_id, d.delivered_at "
+                        "FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.id = ?",
+                        (int(subject),),
+                    ).fetchone()
+                    if found is None or found[0] not in wanted:
+                        continue
+                    delivery = dict(zip(("id", "destination", "channel", "remote_id", "delivered_at"), found[2:], strict=True))
+                    items.append({"seq": seq, "kind": kind, "envelope": found[1], "delivery": delivery})
+            return items, (rows[-1][0] if rows else after_seq)
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def record_deadlines(
+        self,
+        opens: Sequence[Opening],
+        closes: Sequence[Closing],
+        *,
+        after_seq: int | None = None,
+        to_seq: int | None = None,
+    ) -> tuple[int, int] | None:
+        """Open and close deadlines in one transaction; returns (opened, closed).
+
+        With ``after_seq``/``to_seq`` it also moves the tracker's position in the chain — only if it still is
+        ``after_seq`` (else ``None``, nothing written): two trackers cannot both apply the same changes.
+        Opening is idempotent (one deadline per loop, kind and subject); closing touches open deadlines only.
+        """
+
+        def run(conn: sqlite3.Connection) -> tuple[int, int] | None:
+            if after_seq is not None:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'deadlines_scanned'").fetchone()
+                if (int(row[0]) if row else 0) != after_seq:
+                    return None
+            now = self._clock()
+            opened = closed = 0
+            marks = ", ".join("?" * len(OPENING_COLUMNS))
+            for o in opens:
+                cur = conn.execute(
+                    f"INSERT INTO deadlines ({', '.join(OPENING_COLUMNS)}) VALUES ({marks}) "
+                    "ON CONFLICT (correlation_id, kind, subject) DO NOTHING RETURNING id",
+                    opening_values(o, now),
+                ).fetchone()
+                if cur is not None:
+                    opened += 1
+                    self._audit(
+                        conn, "deadline.opened", cur[0], deadline=o.kind.value, loop=o.correlation_id,
+                        of=o.subject or None, due_on=o.due_on.isoformat(), estimated=o.estimated or None,
+                    )
+            for c in closes:
+                where, args = closing_filter(c)
+                for deadline_id, due_on in conn.execute(
+                    f"SELECT id, due_on FROM deadlines WHERE state = 'open' AND {where}", args
+                ).fetchall():
+                    outcome = closing_outcome(c, due_on)
+                    conn.execute(
+                        "UPDATE deadlines SET state = 'closed', outcome = ?, closed_by = ?, closed_at = ?, closed_on = ?, "
+                        "department_name = COALESCE(department_name, ?), department_code = COALESCE(department_code, ?) "
+                        "WHERE id = ?",
+                        (outcome, c.closed_by, c.closed_at, c.closed_on.isoformat(), c.department_name,
+                         c.department_code, deadline_id),
+                    )
+                    closed += 1
+                    self._audit(conn, "deadline.closed", deadline_id, deadline=c.kind.value, outcome=outcome, by=c.closed_by)
+            if to_seq is not None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('deadlines_scanned', ?) ON CONFLICT (key) DO UPDATE "
+                    "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                    (str(to_seq),),
+                )
+            return opened, closed
+
+        return await self._run(self._tx, run)
+
+    async def open_deadlines(self, *, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Open deadlines in id order, a page at a time, with the state of the delivery each one tracks."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cols = ", ".join(f"dl.{c}" for c in DEADLINE_COLUMNS)
+            cur = conn.execute(
+                f"SELECT {cols}, d.state AS delivery_state, d.destination, d.last_error FROM deadlines dl "
+                "LEFT JOIN deliveries d ON d.id = dl.delivery_id WHERE dl.state = 'open' AND dl.id > ? "
+                "ORDER BY dl.id LIMIT ?",
+                (after_id, limit),
+            )
+            names = [c[0] for c in cur.description]
+            return [deadline_dict(names, row) for row in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def redate_deadlines(self, changes: Sequence[tuple[int, str, bool]]) -> int:
+        """New due dates ``(id, due_on, estimated)`` for open deadlines (the calendar changed); returns how many."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            count = 0
+            for deadline_id, due_on, estimated in changes:
+                cur = conn.execute(
+                    "UPDATE deadlines SET due_on = ?, estimated = ? WHERE id = ? AND state = 'open' "
+                    "AND (due_on <> ? OR estimated <> ?)",
+                    (due_on, int(estimated), deadline_id, due_on, int(estimated)),
+                )
+                if cur.rowcount:
+                    count += 1
+                    self._audit(conn, "deadline.redated", deadline_id, due_on=due_on, estimated=estimated)
+            return count
+
+        return await self._run(self._tx, run)
+
+    async def escalate_to_paper(self, deadline_id: int, delivery_id: int, reason: str) -> bool:
+        """Move a failing delivery (``retry_wait``) whose deadline is at risk to the paper queue; False if it moved on."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            now = self._clock()
+            row = conn.execute(
+                "UPDATE deliveries SET state = 'paper_pending', last_error = ?, updated_at = ? "
+                "WHERE id = ? AND state = 'retry_wait' RETURNING destination, message_id",
+                (reason, now, delivery_id),
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE deadlines SET escalated_at = ? WHERE id = ?", (now, deadline_id))
+            self._audit(
+                conn, "delivery.paper_pending", delivery_id, destination=row[0], message=row[1],
+                error_kind="deadline", deadline=deadline_id,
+            )
+            return True
+
+        return await self._run(self._tx, run)
+
+    async def closing_messages(
+        self, types: Sequence[str], *, business_key: str | None = None, correlation_id: str | None = None
+    ) -> list[str]:
+        """Envelopes (JSON) of stored messages of ``types`` with that business key or in that loop, oldest fact first."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            marks = ",".join("?" * len(types)) or "NULL"
+            column, value = ("business_key", business_key) if business_key is not None else ("correlation_id", correlation_id)
+            cur = conn.execute(
+                f"SELECT envelope FROM messages WHERE type IN ({marks}) AND {column} = ? ORDER BY business_time, id",
+                (*types, value),
+            )
+            return [row[0] for row in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def deadlines(
+        self, *, due_from: str | None = None, due_to: str | None = None, correlation_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Deadlines due between two days (ISO, inclusive) or of one loop, in due order (for reports and traces)."""
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            clauses, args = [], []
+            if due_from is not None:
+                clauses.append("due_on >= ?")
+                args.append(due_from)
+            if due_to is not None:
+                clauses.append("due_on <= ?")
+                args.append(due_to)
+            if correlation_id is not None:
+                clauses.append("correlation_id = ?")
+                args.append(correlation_id)
+            where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+            cur = conn.execute(f"SELECT {', '.join(DEADLINE_COLUMNS)} FROM deadlines {where} ORDER BY due_on, id", args)
+            return [deadline_dict(DEADLINE_COLUMNS, row) for row in cur.fetchall()]
+
+        return await self._run(lambda: read(self._connection()))
 
     # -- reporting --------------------------------------------------------------------------------
 
