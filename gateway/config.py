@@ -136,6 +136,10 @@ class RouteConfig(BaseModel):
         min_length=1,
         description="only messages from these sources, e.g. ['shenguan'] for the default claims the gateway records",
     )
+    where: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='only messages whose payload value at a dotted path is one of these, e.g. {result = ["granted"]}',
+    )
 
 
 class GatewaySettings(BaseModel):

@@ -9,6 +9,10 @@ routed as soon as an import covers it). The mapping's channel also matters: an i
 A route may also name the ``sources`` it takes messages from: claims the gateway records itself (默认认领,
 source ``shenguan``) go back to the supervision platform, while claims read from that platform must not.
 
+And a route may set ``where`` conditions on the payload (dotted path → accepted values): the credit route
+takes ``approval.decided`` only ``where = {result = ["granted"]}``, because a refusal has no 行政许可 to
+publish. A message that no route takes counts as unrouted, like one of a type nobody routes.
+
 Classification wins over everything: a ``secret`` (涉密) message is routed to the paper channel of every
 destination, so it never reaches a network adapter whatever a route says.
 """
@@ -25,6 +29,8 @@ from schemas import Classification, Envelope
 
 __all__ = ["ConfigRouter", "mapping_from_rows"]
 
+Where = tuple[tuple[str, frozenset[str]], ...]  # (dotted payload path, accepted values), all must hold
+
 
 def mapping_from_rows(rows: Iterable[Mapping[str, Any]], *, source: str = "store", digest: str = "") -> MappingList:
     """Rebuild a ``MappingList`` from the row dicts the store keeps for the active version."""
@@ -36,24 +42,26 @@ class ConfigRouter:
     """Routes by event type from ``[[routes]]``; unknown types and unmapped approvals get no route."""
 
     def __init__(self, routes: Sequence[RouteConfig], mapping: MappingList | None = None) -> None:
-        # Per type: (route, the sources it is limited to or None for every source), first route per destination wins.
-        self._by_type: dict[str, list[tuple[Route, frozenset[str] | None]]] = {}
+        # Per type: (route, the sources it is limited to or None for every source, payload conditions);
+        # the first matching route per destination wins.
+        self._by_type: dict[str, list[tuple[Route, frozenset[str] | None, Where]]] = {}
         self._mapped_types: set[str] = set()
         for rc in routes:
             bucket = self._by_type.setdefault(rc.type, [])
             sources = frozenset(rc.sources) if rc.sources is not None else None
+            where: Where = tuple(sorted((path, frozenset(values)) for path, values in rc.where.items()))
             for dest in rc.destinations:
-                if all(r.destination != dest or s != sources for r, s in bucket):
-                    bucket.append((Route(dest, rc.channel), sources))
+                if all(r.destination != dest or s != sources or w != where for r, s, w in bucket):
+                    bucket.append((Route(dest, rc.channel), sources, where))
             if rc.require_mapping:
                 self._mapped_types.add(rc.type)
         self.mapping = mapping
 
     def __call__(self, envelope: Envelope) -> list[Route]:
         routes: list[Route] = []
-        for route, sources in self._by_type.get(envelope.type, []):
+        for route, sources, where in self._by_type.get(envelope.type, []):
             taken = any(r.destination == route.destination for r in routes)
-            if (sources is None or envelope.source in sources) and not taken:
+            if (sources is None or envelope.source in sources) and _holds(where, envelope.data) and not taken:
                 routes.append(route)
         if routes and envelope.type in self._mapped_types:
             routes = self._mapped(envelope, routes)
@@ -72,3 +80,17 @@ class ConfigRouter:
         if all(row.channel == Channel.paper for row in rows):
             return [Route(r.destination, "paper") for r in routes]
         return routes
+
+
+def _holds(where: Where, data: Mapping[str, Any]) -> bool:
+    """Every condition holds: the payload value at the dotted path is one of the accepted values (as text)."""
+    for path, accepted in where:
+        value: Any = data
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is None or isinstance(value, Mapping | list):
+            return False
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if text not in accepted:
+            return False
+    return True
