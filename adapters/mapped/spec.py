@@ -423,7 +423,8 @@ def _key(loc: tuple[int | str, ...]) -> str:
             text = "from"
         elif text == "db_schema":
             text = "schema"
-        parts.append(f'"{text}"' if ("." in text or " " in text or not text) else text)
+        quoted = i == 1 and loc[0] == "fields"  # canonical paths are always written quoted: fields."item.code"
+        parts.append(f'"{text}"' if (quoted or "." in text or " " in text or not text) else text)
     return ".".join(parts) or "file"
 
 
@@ -433,8 +434,9 @@ def _problems(exc: ValidationError) -> list[str]:
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (a typo?)"
-        elif err["type"] == "union_tag_invalid":
-            msg = "kind must be 'table' or 'json'"
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            problems.append(f"{_key((*err['loc'], 'kind'))}: kind must be 'table' or 'json'")
+            continue
         problems.append(f"{_key(err['loc'])}: {msg}")
     return problems
 
@@ -508,7 +510,7 @@ def _cross_check(spec: MappingSpec, tables: Mapping[str, Any]) -> list[str]:
             continue
         member = f"{path}.{obj.requires}"
         if member not in spec.fields:
-            problems.append(f"objects.{path}.requires: {obj.requires!r} is not mapped (add fields.\"{member}\")")
+            problems.append(f'objects.{path}.requires: {obj.requires!r} is not mapped (add fields."{member}")')
     classification = spec.envelope.classification
     if classification is not None:
         problems += _classification_values(classification, tables)
