@@ -56,6 +56,17 @@ from gateway.store.base import (
     idempotency_key,
 )
 from gateway.store.common import Migration, StoreVersionError, by_actor, fact, parse_time, route_names
+from gateway.store.deadlines import (
+    DEADLINE_COLUMNS,
+    FEED_KINDS,
+    OPENING_COLUMNS,
+    Closing,
+    Opening,
+    closing_filter,
+    closing_outcome,
+    deadline_dict,
+    opening_values,
+)
 from gateway.store.sqlite import PaperStateError
 from schemas import Classification, Envelope
 
@@ -233,9 +244,45 @@ INSERT INTO meta (key, value) SELECT 'alerts_scanned', COALESCE(MAX(seq), 0)::TE
     ON CONFLICT (key) DO NOTHING;
 """
 
+SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS deadlines (
+    id BIGSERIAL PRIMARY KEY,
+    correlation_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    state TEXT NOT NULL,
+    outcome TEXT,
+    started_on TEXT NOT NULL,
+    working_days INTEGER NOT NULL,
+    due_on TEXT NOT NULL,
+    estimated BOOLEAN NOT NULL,
+    basis TEXT NOT NULL,
+    region TEXT,
+    item_code TEXT,
+    item_name TEXT,
+    department_name TEXT,
+    department_code TEXT,
+    delivery_id BIGINT REFERENCES deliveries (id),
+    opened_by TEXT NOT NULL,
+    opened_at DOUBLE PRECISION NOT NULL,
+    closed_by TEXT,
+    closed_at DOUBLE PRECISION,
+    closed_on TEXT,
+    escalated_at DOUBLE PRECISION,
+    detail TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (correlation_id, kind, subject)
+);
+CREATE INDEX IF NOT EXISTS deadlines_open ON deadlines (due_on) WHERE state = 'open';
+CREATE INDEX IF NOT EXISTS deadlines_due ON deadlines (due_on);
+CREATE INDEX IF NOT EXISTS deadlines_subject ON deadlines (kind, subject);
+CREATE INDEX IF NOT EXISTS deadlines_delivery ON deadlines (delivery_id) WHERE delivery_id IS NOT NULL;
+INSERT INTO meta (key, value) VALUES ('deadlines_scanned', '0') ON CONFLICT (key) DO NOTHING;
+"""
+
 MIGRATIONS: list[Migration[str]] = [
     Migration(1, "messages, dedup ledger, outbox, paper, mapping, audit chain and queue, source leases", SCHEMA_V1),
     Migration(2, "spent nonces of signed pushes, alerts fired", SCHEMA_V2),
+    Migration(3, "closed-loop deadlines (时限)", SCHEMA_V3),
 ]
 
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
@@ -1155,6 +1202,205 @@ class PostgresStore:
         return await self._fetch_dicts(
             "SELECT id, source, position, reason, raw, received_at FROM rejected ORDER BY id DESC LIMIT %s", (limit,)
         )
+
+    # -- deadlines (closed-loop timeliness; rules in gateway/deadlines.py, same contract as SQLite) --------
+
+    async def deadline_position(self) -> int:
+        """The audit sequence number up to which the deadline tracker has followed the chain."""
+        rows = await self._fetch("SELECT value FROM meta WHERE key = 'deadlines_scanned'")
+        return int(rows[0][0]) if rows else 0
+
+    async def deadline_feed(
+        self, *, after_seq: int, types: Sequence[str], limit: int = 1000
+    ) -> tuple[list[dict[str, Any]], int]:
+        """State changes after ``after_seq`` that can open or close a deadline, and the last seq examined."""
+        async with self._require_pool().connection() as conn:
+            cur = await conn.execute(
+                "SELECT seq, kind, subject FROM audit WHERE seq > %s ORDER BY seq LIMIT %s", (after_seq, limit)
+            )
+            rows = await cur.fetchall()
+            relevant = [(int(seq), kind, subject) for seq, kind, subject in rows if kind in FEED_KINDS]
+            message_ids = [s for _, k, s in relevant if k.startswith("message.")]
+            delivery_ids = [int(s) for _, k, s in relevant if not k.startswith("message.")]
+            cur = await conn.execute(
+                "SELECT id, type, envelope FROM messages WHERE id = ANY(%s) AND type = ANY(%s)",
+                (message_ids, list(types)),
+            )
+            messages = {mid: body for mid, _type, body in await cur.fetchall()}
+            cur = await conn.execute(
+                "SELECT message_id, id, destination, channel FROM deliveries WHERE message_id = ANY(%s) ORDER BY id",
+                (list(messages),),
+            )
+            routed: dict[str, list[tuple[int, str, str]]] = {}
+            for mid, did, dest, channel in await cur.fetchall():
+                routed.setdefault(mid, []).append((int(did), dest, channel))
+            cur = await conn.execute(
+                "SELECT d.id, m.envelope, d.destination, d.channel, d.remote_id, d.delivered_at FROM deliveries d "
+                "JOIN messages m ON m.id = d.message_id WHERE d.id = ANY(%s) AND m.type = ANY(%s)",
+                (delivery_ids, list(types)),
+            )
+            completed = {int(row[0]): row for row in await cur.fetchall()}
+        items: list[dict[str, Any]] = []
+        for seq, kind, subject in relevant:
+            if kind.startswith("message."):
+                if subject in messages:
+                    items.append(
+                        {"seq": seq, "kind": kind, "envelope": messages[subject], "deliveries": routed.get(subject, [])}
+                    )
+            elif int(subject) in completed:
+                did, body, dest, channel, remote_id, delivered_at = completed[int(subject)]
+                delivery = {
+                    "id": int(did),
+                    "destination": dest,
+                    "channel": channel,
+                    "remote_id": remote_id,
+                    "delivered_at": delivered_at,
+                }
+                items.append({"seq": seq, "kind": kind, "envelope": body, "delivery": delivery})
+        return items, (int(rows[-1][0]) if rows else after_seq)
+
+    async def record_deadlines(
+        self,
+        opens: Sequence[Opening],
+        closes: Sequence[Closing],
+        *,
+        after_seq: int | None = None,
+        to_seq: int | None = None,
+    ) -> tuple[int, int] | None:
+        """Open and close deadlines in one transaction, moving the tracker's position only if it still is
+        ``after_seq`` (else ``None``): instances following the same chain apply each change once."""
+
+        async def run(tx: _Tx) -> tuple[int, int] | None:
+            conn = tx.conn
+            if after_seq is not None:
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('deadlines_scanned', '0') ON CONFLICT (key) DO NOTHING"
+                )
+                cur = await conn.execute("SELECT value FROM meta WHERE key = 'deadlines_scanned' FOR UPDATE")
+                row = await cur.fetchone()
+                if int(row[0] if row else 0) != after_seq:
+                    return None
+            opened = closed = 0
+            marks = ", ".join(["%s"] * len(OPENING_COLUMNS))
+            for o in opens:
+                cur = await conn.execute(
+                    f"INSERT INTO deadlines ({', '.join(OPENING_COLUMNS)}) VALUES ({marks}) "
+                    "ON CONFLICT (correlation_id, kind, subject) DO NOTHING RETURNING id",
+                    opening_values(o, tx.now),
+                )
+                inserted = await cur.fetchone()
+                if inserted is not None:
+                    opened += 1
+                    tx.audit(
+                        "deadline.opened", inserted[0], deadline=o.kind.value, loop=o.correlation_id,
+                        of=o.subject or None, due_on=o.due_on.isoformat(), estimated=o.estimated or None,
+                    )
+            for c in closes:
+                where, args = closing_filter(c)
+                cur = await conn.execute(
+                    f"SELECT id, due_on FROM deadlines WHERE state = 'open' AND {where.replace('?', '%s')} "
+                    "ORDER BY id FOR UPDATE",
+                    args,
+                )
+                for deadline_id, due_on in await cur.fetchall():
+                    outcome = closing_outcome(c, due_on)
+                    await conn.execute(
+                        "UPDATE deadlines SET state = 'closed', outcome = %s, closed_by = %s, closed_at = %s, "
+                        "closed_on = %s, department_name = COALESCE(department_name, %s), "
+                        "department_code = COALESCE(department_code, %s) WHERE id = %s",
+                        (outcome, c.closed_by, c.closed_at, c.closed_on.isoformat(), c.department_name,
+                         c.department_code, deadline_id),
+                    )
+                    closed += 1
+                    tx.audit("deadline.closed", deadline_id, deadline=c.kind.value, outcome=outcome, by=c.closed_by)
+            if to_seq is not None:
+                await conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('deadlines_scanned', %s) ON CONFLICT (key) DO UPDATE "
+                    "SET value = GREATEST(meta.value::BIGINT, excluded.value::BIGINT)::TEXT",
+                    (str(to_seq),),
+                )
+            return opened, closed
+
+        return await self._tx(run)
+
+    async def open_deadlines(self, *, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Open deadlines in id order, a page at a time, with the state of the delivery each one tracks."""
+        cols = ", ".join(f"dl.{c}" for c in DEADLINE_COLUMNS)
+        rows = await self._fetch_dicts(
+            f"SELECT {cols}, d.state AS delivery_state, d.destination, d.last_error FROM deadlines dl "
+            "LEFT JOIN deliveries d ON d.id = dl.delivery_id WHERE dl.state = 'open' AND dl.id > %s "
+            "ORDER BY dl.id LIMIT %s",
+            (after_id, limit),
+        )
+        return [deadline_dict(list(r), list(r.values())) for r in rows]
+
+    async def redate_deadlines(self, changes: Sequence[tuple[int, str, bool]]) -> int:
+        """New due dates ``(id, due_on, estimated)`` for open deadlines (the calendar changed); returns how many."""
+
+        async def run(tx: _Tx) -> int:
+            count = 0
+            for deadline_id, due_on, estimated in changes:
+                cur = await tx.conn.execute(
+                    "UPDATE deadlines SET due_on = %s, estimated = %s WHERE id = %s AND state = 'open' "
+                    "AND (due_on <> %s OR estimated <> %s) RETURNING id",
+                    (due_on, estimated, deadline_id, due_on, estimated),
+                )
+                if await cur.fetchone() is not None:
+                    count += 1
+                    tx.audit("deadline.redated", deadline_id, due_on=due_on, estimated=estimated)
+            return count
+
+        return await self._tx(run)
+
+    async def escalate_to_paper(self, deadline_id: int, delivery_id: int, reason: str) -> bool:
+        """Move a failing delivery (``retry_wait``) whose deadline is at risk to the paper queue; False if it moved on."""
+
+        async def run(tx: _Tx) -> bool:
+            cur = await tx.conn.execute(
+                "UPDATE deliveries SET state = 'paper_pending', last_error = %s, updated_at = %s "
+                "WHERE id = %s AND state = 'retry_wait' RETURNING destination, message_id",
+                (reason, tx.now, delivery_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            await tx.conn.execute("UPDATE deadlines SET escalated_at = %s WHERE id = %s", (tx.now, deadline_id))
+            tx.audit(
+                "delivery.paper_pending", delivery_id, destination=row[0], message=row[1],
+                error_kind="deadline", deadline=deadline_id,
+            )
+            return True
+
+        return await self._tx(run)
+
+    async def closing_messages(
+        self, types: Sequence[str], *, business_key: str | None = None, correlation_id: str | None = None
+    ) -> list[str]:
+        """Envelopes (JSON) of stored messages of ``types`` with that business key or in that loop, oldest fact first."""
+        column, value = ("business_key", business_key) if business_key is not None else ("correlation_id", correlation_id)
+        rows = await self._fetch(
+            f"SELECT envelope FROM messages WHERE type = ANY(%s) AND {column} = %s ORDER BY business_time, id",
+            (list(types), value),
+        )
+        return [row[0] for row in rows]
+
+    async def deadlines(
+        self, *, due_from: str | None = None, due_to: str | None = None, correlation_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Deadlines due between two days (ISO, inclusive) or of one loop, in due order (for reports and traces)."""
+        clauses, args = [], []
+        if due_from is not None:
+            clauses.append("due_on >= %s")
+            args.append(due_from)
+        if due_to is not None:
+            clauses.append("due_on <= %s")
+            args.append(due_to)
+        if correlation_id is not None:
+            clauses.append("correlation_id = %s")
+            args.append(correlation_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._fetch(f"SELECT {', '.join(DEADLINE_COLUMNS)} FROM deadlines {where} ORDER BY due_on, id", args)
+        return [deadline_dict(DEADLINE_COLUMNS, row) for row in rows]
 
 
 # -- helpers ------------------------------------------------------------------------------------------

@@ -54,6 +54,12 @@ def claim(task_no: str, when: datetime, mode: ClaimMode = ClaimMode.manual) -> E
     return Envelope.wrap(payload, source="hlwjg-events", correlation_id=CASE)
 
 
+async def chained(store: Any) -> list[Any]:
+    """The audit chain, after chaining what a multi-instance store has queued."""
+    await store.chain_audit()
+    return await store.audit_entries(after_seq=0, limit=10_000)
+
+
 async def by_kind(store: Any) -> dict[str, dict[str, Any]]:
     return {d["kind"]: d for d in await store.deadlines(correlation_id=CASE)}
 
@@ -89,7 +95,7 @@ async def test_a_pushed_approval_opens_its_claim_and_a_timely_claim_closes_it(st
     await t.tick()
     closed = (await by_kind(store))["claim"]
     assert (closed["state"], closed["outcome"], closed["closed_on"]) == ("closed", "on_time", "2026-11-23")
-    entries = await store.audit_entries(after_seq=0, limit=10_000)
+    entries = await chained(store)
     assert [e.kind for e in entries].count("deadline.closed") == 2
 
 
@@ -200,7 +206,7 @@ async def test_a_failing_push_at_risk_goes_to_paper_where_allowed(store, clock, 
     [paper] = await store.paper_deliveries()
     assert paper["id"] == delivery_id and "deadline due 2026-11-19 at risk" in paper["last_error"]
     assert (await by_kind(store))["push"]["escalated_at"] is not None
-    entries = await store.audit_entries(after_seq=0, limit=10_000)
+    entries = await chained(store)
     assert any(e.kind == "delivery.paper_pending" and e.subject == str(delivery_id) for e in entries)
     assert (await t.tick()).escalated == 0, "once"
 
