@@ -103,8 +103,10 @@ def _check_status(response: httpx.Response) -> None:
 def _fault(exc: zeep.exceptions.Fault) -> AdapterError:
     """A SOAP fault: ``Client…`` means the request was refused for its content, ``Server…`` that it may not."""
     code = str(exc.code or "")
-    local = code.rpartition(":")[2] or "Server"
+    local = code.rpartition(":")[2]
     text = mask_text(str(exc.message or ""))[:200]
+    if not local:  # zeep's reading of an HTTP 500 that carries XML but no SOAP fault
+        return OutcomeUnknownError("soap HTTP 500 without a SOAP fault; the exchange may have processed it")
     if local.startswith("Client"):
         return PermanentError(f"soap fault {local}: {text}", code=local)
     return OutcomeUnknownError(f"soap fault {local}: {text}; the exchange may have processed it", code=local)
@@ -160,8 +162,13 @@ class ExchangeClient:
                 f"soap reply refused unparsed: {type(exc).__name__} (a DTD or entity declaration; XML hardening)"
             ) from exc
         except zeep.exceptions.TransportError as exc:
-            # Its message quotes the whole reply; only the status is kept (the reply may echo personal data).
-            raise OutcomeUnknownError(f"soap reply unreadable (HTTP {exc.status_code}, not a SOAP envelope)") from exc
+            # Its message quotes the whole reply (which may echo personal data): keep the status and the parser's
+            # own complaint, e.g. libxml2 refusing an entity bomb ("Maximum entity amplification factor exceeded").
+            parser = exc.__context__ if isinstance(exc.__context__, zeep.exceptions.XMLSyntaxError) else None
+            why = f": {mask_text(str(parser))[:200]}" if parser is not None else ""
+            raise OutcomeUnknownError(
+                f"soap reply unreadable (HTTP {exc.status_code}, not a SOAP envelope){why}"
+            ) from exc
         except (zeep.exceptions.Error, etree.LxmlError, ValueError) as exc:
             raise OutcomeUnknownError(f"soap reply unreadable: {type(exc).__name__}") from exc
         finally:
