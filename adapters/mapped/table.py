@@ -90,9 +90,7 @@ class ExchangeTable:
         if settled:
             log.info("exchange.settled", source=self.name, rows=settled, cursor_rows=len(taken))
         keys = [self._key_of(row) for row in rows]
-        records = [
-            RawRecord(row, position=f"{self.spec.table}#{key}") for row, key in zip(rows, keys, strict=True)
-        ]
+        records = [RawRecord(row, position=f"{self.spec.table}#{key}") for row, key in zip(rows, keys, strict=True)]
         next_cursor = _cursor(keys) if keys else cursor
         return PollPage(records=records, next_cursor=next_cursor, has_more=len(rows) >= limit)
 
@@ -129,9 +127,7 @@ class ExchangeTable:
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
         except sa.exc.NoSuchTableError:
-            raise PermanentError(
-                f"exchange table {self.spec.table} does not exist in {self.url_shown}"
-            ) from None
+            raise PermanentError(f"exchange table {self.spec.table} does not exist in {self.url_shown}") from None
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
             raise RetryableError(f"exchange database unavailable: {_brief(exc)}") from None
         except sa.exc.SQLAlchemyError as exc:
