@@ -34,9 +34,7 @@ class MappedCodec:
     def __init__(self, spec: MappingSpec) -> None:
         self.spec = spec
         self._reader = FieldReader(spec, ZoneInfo(spec.mapping.timezone))
-        self._required_values = {
-            field: {str(v) for v in values} for field, values in spec.require.items()
-        }
+        self._required_values = {field: {str(v) for v in values} for field, values in spec.require.items()}
 
     def decode(self, payload: Any, *, source: str) -> Envelope:
         """One native record (an object, or a JSON string holding one) → its envelope; ``DecodeError`` else."""

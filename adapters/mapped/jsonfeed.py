@@ -88,13 +88,20 @@ class JsonFeed:
             page = self._page(response, cursor, limit)
         except AdapterError as exc:
             raise self._failed(cursor, exc) from None
-        log.debug("jsonfeed.poll", source=self.name, cursor=cursor, records=len(page.records),
-                  next_cursor=page.next_cursor, has_more=page.has_more)
+        log.debug(
+            "jsonfeed.poll",
+            source=self.name,
+            cursor=cursor,
+            records=len(page.records),
+            next_cursor=page.next_cursor,
+            has_more=page.has_more,
+        )
         return page
 
     def _failed(self, cursor: str | None, exc: AdapterError) -> AdapterError:
-        log.info("jsonfeed.poll_failed", source=self.name, cursor=cursor, kind=exc.kind, code=exc.code,
-                 reason=exc.reason)
+        log.info(
+            "jsonfeed.poll_failed", source=self.name, cursor=cursor, kind=exc.kind, code=exc.code, reason=exc.reason
+        )
         return exc
 
     def _page(self, response: httpx.Response, cursor: str | None, limit: int) -> PollPage:
