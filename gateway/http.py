@@ -29,7 +29,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: recovery done, relay and pollers running")
+    @app.get(
+        "/readyz",
+        summary="Readiness: recovery done, relay and pollers running",
+        responses={503: {"description": "not ready (starting, recovering, or a runtime task failed)"}},
+    )
     async def readyz() -> JSONResponse:
         failed = gateway.failed_task()
         ready = gateway.relay is not None and failed is None

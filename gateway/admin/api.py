@@ -19,6 +19,7 @@ from gateway.admin.actions import Operations
 from gateway.admin.auth import Authenticator, Principal
 from gateway.admin.models import (
     CST,
+    MAX_ID,
     CalendarStatus,
     DeliveryDetail,
     DeliveryPage,
@@ -59,7 +60,7 @@ _ACT = _FOUND | {
 
 Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="items to skip")]
-DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="a delivery id")]
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="a delivery id")]
 MessageId = Annotated[str, Path(min_length=1, max_length=200, description="a message id")]
 
 

@@ -7,7 +7,7 @@ datetimes in Beijing time (the operators' clock) and personal data masked (see `
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,7 @@ from gateway.store.base import DeliveryState
 
 __all__ = [
     "CST",
+    "MAX_ID",
     "Attempt",
     "CalendarStatus",
     "CalendarYear",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 CST = timezone(timedelta(hours=8))
+#: Largest id the API accepts: exact in JSON numbers everywhere (2^53 − 1), far beyond any store's ids.
+MAX_ID = 2**53 - 1
 
 
 def when(epoch: float | None) -> datetime | None:
@@ -271,7 +274,9 @@ class PaperItem(BaseModel):
 class PaperRender(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] | None = Field(default=None, description="delivery ids; omit for every unprinted item")
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
+        default=None, max_length=10_000, description="delivery ids; omit for every unprinted item"
+    )
 
 
 class PaperRendered(BaseModel):
