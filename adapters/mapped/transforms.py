@@ -208,8 +208,8 @@ def _lookup(record: Mapping[str, Any], name: str) -> Any:
     current: Any = record
     walked: list[str] = []
     for part in name.split("."):
-        if current is None:
-            return None
+        if current is None or (isinstance(current, str) and not current.strip()):
+            return None  # an absent object ("" or null) has absent members
         if not isinstance(current, Mapping):
             raise DecodeError(f"{'.'.join(walked)} is not an object (reading {name})")
         current = current.get(part)
