@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import typer
 
 from gateway.audit import AuditEntry, VerifyResult, verify_entries
 from gateway.cli_support import ConfigOpt, DbOpt, JsonOpt, load_or_exit, run_on_store
-from gateway.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from gateway.store import Backend
 
 __all__ = ["app"]
 
@@ -41,7 +44,9 @@ def verify(
     raise typer.Exit(0 if result.ok else 1)
 
 
-async def _verify(store: SQLiteStore) -> VerifyResult:
+async def _verify(store: Backend) -> VerifyResult:
+    # Several instances queue entries and link them in batches: link what is queued, then walk it all.
+    await store.chain_audit()
     loop = asyncio.get_running_loop()
 
     def entries() -> Iterator[AuditEntry]:

@@ -67,6 +67,7 @@ async def _serve(cfg: Config) -> int:
 
     from gateway.http import EmbeddedServer, create_app, parse_listen
     from gateway.runtime import Gateway
+    from gateway.store.postgres import StoreUnavailableError
     from gateway.store.sqlite import StoreLockedError
 
     log = structlog.get_logger("shenguan.serve")
@@ -77,7 +78,7 @@ async def _serve(cfg: Config) -> int:
     gateway = Gateway(cfg)
     try:
         await gateway.start()
-    except StoreLockedError as exc:
+    except (StoreLockedError, StoreUnavailableError) as exc:
         raise ConfigError(str(exc)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@ store for a short operator command.
 
 Operator commands (status, mapping, paper, audit) open the SQLite store *non-exclusively*: they run
 while ``shenguan serve`` holds its one-process lock, and each of their operations is its own transaction.
+A PostgreSQL store is shared by design; an operator command opens a small pool of its own.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from gateway.config import Config, ConfigError, load_config
 from gateway.store import open_store
+from gateway.store.postgres import PostgresStore, StoreMissingError, StoreUnavailableError
 from gateway.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from gateway.store import Backend
 
 __all__ = ["ConfigOpt", "DbOpt", "JsonOpt", "fail", "load_or_exit", "run_on_store"]
 
@@ -44,19 +49,23 @@ def load_or_exit(config: Path | None, db: str | None) -> Config:
     return cfg
 
 
-def run_on_store(cfg: Config, fn: Callable[[SQLiteStore], Awaitable[T]], *, create: bool = False) -> T:
+def run_on_store(cfg: Config, fn: Callable[[Backend], Awaitable[T]], *, create: bool = False) -> T:
     """Open the store non-exclusively, run ``fn`` on it, close it. Without ``create`` a missing store is an error
-    (a typo in ``--db`` must not silently create an empty database)."""
-    store = open_store(cfg.gateway.db, sqlite_synchronous=cfg.gateway.sqlite_synchronous)
-    if not isinstance(store, SQLiteStore):  # pragma: no cover - only SQLite exists today
-        raise fail("this command needs the SQLite store")
-    if not create and not store.path.exists():
+    (a typo in ``--db`` must not silently create an empty database); so is a PostgreSQL server out of reach."""
+    store = open_store(cfg.gateway.db, sqlite_synchronous=cfg.gateway.sqlite_synchronous, pool_size=2)
+    if isinstance(store, SQLiteStore) and not create and not store.path.exists():
         raise fail(f"no store at {store.path} (wrong --db or --config?)")
 
     async def main() -> T:
-        await store.open(exclusive=False)
         try:
-            return await fn(store)
+            if isinstance(store, PostgresStore):
+                await store.open(create=create)
+            else:
+                await store.open(exclusive=False)
+        except (StoreUnavailableError, StoreMissingError) as exc:
+            raise fail(str(exc)) from None
+        try:
+            return await fn(store)  # type: ignore[arg-type]
         finally:
             await store.close()
 

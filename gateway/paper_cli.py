@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -20,8 +20,11 @@ from gateway.cli_support import ConfigOpt, DbOpt, JsonOpt, fail, load_or_exit, r
 from gateway.config import Config
 from gateway.paper.queue import render_queue
 from gateway.paper.render import cli_progress, safe_output_path
-from gateway.store.sqlite import PaperStateError, SQLiteStore
+from gateway.store.sqlite import PaperStateError
 from schemas import Envelope
+
+if TYPE_CHECKING:
+    from gateway.store import Backend
 
 __all__ = ["app"]
 
@@ -31,7 +34,7 @@ CST = timezone(timedelta(hours=8))
 app = typer.Typer(help="Paper delivery (纸质送达): list, render, confirm, recall, return.", no_args_is_help=True)
 
 
-def _run(cfg: Config, fn: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+def _run(cfg: Config, fn: Callable[[Backend], Awaitable[T]]) -> T:
     try:
         return run_on_store(cfg, fn)
     except PaperStateError as exc:
@@ -67,7 +70,7 @@ def list_(
         raise fail("--state must be paper_pending or paper_delivered")
     cfg = load_or_exit(config, db)
 
-    async def read(store: SQLiteStore) -> list[dict[str, Any]]:
+    async def read(store: Backend) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         after = 0
         while page := await store.paper_deliveries(state=state, after_id=after):

@@ -120,6 +120,10 @@ class RelayObserver(Protocol):
 
 
 class Relay:
+    #: How often to look for leases that expired in other instances (dead or hung) and take them over.
+    takeover_s = 2.0
+    _next_takeover = 0.0
+
     def __init__(
         self,
         store: Store,
@@ -154,16 +158,36 @@ class Relay:
 
     async def recover(self) -> int:
         """Release leases a previous process left in flight, per destination policy."""
-        by_policy: dict[str, list[str]] = {"verify": [], "uncertain": [], "resend": []}
-        for name, dest in self._dests.items():
-            by_policy[dest.recovery_policy].append(name)
-        count = await self._store.recover(
-            owner=self._owner, verify=by_policy["verify"], uncertain=by_policy["uncertain"]
-        )
+        count = await self._store.recover(owner=self._owner, **self._policies())
         if count:
             log.warning("relay.recovered_leases", count=count)
         self._recovered = True
         return count
+
+    def _policies(self) -> dict[str, list[str]]:
+        """Destinations whose interrupted attempts need a status query first, and those that go uncertain."""
+        by_policy: dict[str, list[str]] = {"verify": [], "uncertain": [], "resend": []}
+        for name, dest in self._dests.items():
+            by_policy[dest.recovery_policy].append(name)
+        return {"verify": by_policy["verify"], "uncertain": by_policy["uncertain"]}
+
+    async def _take_over_expired(self) -> None:
+        """Every ``takeover_s``: release expired leases of other instances, under the recovery rules.
+
+        With several instances on one store, one that dies leaves leases behind; once they expire, any
+        live relay returns them to work (or to ``uncertain``) exactly as a restart would have.
+        """
+        now = self._clock()
+        if now < self._next_takeover:
+            return
+        self._next_takeover = now + self.takeover_s
+        try:
+            count = await self._store.take_over_expired(owner=self._owner, **self._policies())
+        except Exception:  # the next round tries again; leasing itself does not depend on this
+            log.exception("relay.takeover_failed")
+            return
+        if count:
+            log.warning("relay.took_over_leases", count=count)
 
     async def run(self) -> None:
         """Lease and attempt until ``stop``; then drain in-flight attempts and their outcomes."""
@@ -172,6 +196,7 @@ class Relay:
         committer = asyncio.create_task(self._commit_loop(), name="relay-commit")
         try:
             while not self._stopping:
+                await self._take_over_expired()
                 started = await self._lease_round()
                 if not started:
                     self._wake.clear()

@@ -26,14 +26,16 @@ from gateway.poller import SourcePoller
 from gateway.relay import Destination, Relay
 from gateway.routing import ConfigRouter, mapping_from_rows
 from gateway.store import IngestResult, Store, open_store
-from gateway.store.sqlite import SQLiteStore
 
 __all__ = ["Gateway"]
 
 log = structlog.get_logger("shenguan.runtime")
 
 # Periodic tasks that never finish on their own: cancelled at stop instead of awaited.
-_WATCHERS = frozenset({"mapping-watch", "paper-watch", "alert-watch"})
+_WATCHERS = frozenset({"mapping-watch", "paper-watch", "alert-watch", "audit-chain"})
+
+# How often queued audit entries are hash-linked (PostgreSQL; SQLite links them as it writes them).
+AUDIT_CHAIN_S = 1.0
 
 
 def _build(kind: str, name: str, adapter_name: str, options: dict[str, Any]) -> Any:
@@ -61,6 +63,7 @@ class Gateway:
             sqlite_synchronous=config.gateway.sqlite_synchronous,
             audit_algorithm=config.audit.algorithm,
             audit_mode=config.audit.mode,
+            pool_size=config.gateway.pg_pool_size,
         )
         self.router = ConfigRouter(config.routes)
         self.sources: dict[str, SourceAdapter] = {}
@@ -96,8 +99,8 @@ class Gateway:
         await self.refresh_mapping()
         self._tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
         self._tasks.append(asyncio.create_task(self._watch_mapping(), name="mapping-watch"))
-        if isinstance(self.store, SQLiteStore):
-            self._tasks.append(asyncio.create_task(self._watch_paper(), name="paper-watch"))
+        self._tasks.append(asyncio.create_task(self._watch_paper(), name="paper-watch"))
+        self._tasks.append(asyncio.create_task(self._chain_audit(), name="audit-chain"))
         if hasattr(self.store, "claim_alerts"):
             self.alert_watcher = AlertWatcher(self.store, self.alerts, interval_s=self.config.alerts.scan_interval_s)  # type: ignore[arg-type]
             self._tasks.append(asyncio.create_task(self.alert_watcher.run(), name="alert-watch"))
@@ -111,6 +114,8 @@ class Gateway:
                 self.store,
                 self.router,
                 on_ingested=lambda r, name=name: self._ingested(name, r),
+                owner=self.instance_id,
+                lease_s=self.config.gateway.source_lease_s,
             )
             self.pollers.append(poller)
             self._tasks.append(asyncio.create_task(poller.run(), name=f"poller-{name}"))
@@ -168,8 +173,16 @@ class Gateway:
             except Exception:  # a bad read must not stop the gateway; the next round tries again
                 log.exception("mapping.refresh_failed")
 
+    async def _chain_audit(self) -> None:
+        """Hash-link the audit entries other transactions queued (several instances: one chainer at a time)."""
+        while True:
+            await asyncio.sleep(AUDIT_CHAIN_S)
+            try:
+                await self.store.chain_audit()
+            except Exception:  # entries stay queued, durable; the next round links them
+                log.exception("audit.chain_failed")
+
     async def _watch_paper(self) -> None:
-        assert isinstance(self.store, SQLiteStore)
         while True:
             await asyncio.sleep(self.config.paper.reconcile_s)
             try:
@@ -201,6 +214,8 @@ class Gateway:
         self._tasks.clear()
         await self.alerts.aclose()
         await self._close_adapters()
+        with contextlib.suppress(Exception):  # link what this instance queued; any other instance would too
+            await self.store.chain_audit()
         await self.store.close()
         log.info("gateway.stopped", instance=self.instance_id)
 

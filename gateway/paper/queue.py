@@ -12,12 +12,14 @@ import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Config
 from gateway.paper.render import PaperItem, render_batch
-from gateway.store.sqlite import SQLiteStore
 from schemas import Envelope
+
+if TYPE_CHECKING:
+    from gateway.store import Backend
 
 __all__ = ["item_from_row", "render_queue"]
 
@@ -39,7 +41,7 @@ def item_from_row(row: dict[str, Any], config: Config) -> PaperItem:
 
 
 async def render_queue(
-    store: SQLiteStore,
+    store: Backend,
     config: Config,
     out: Path,
     *,

@@ -10,19 +10,22 @@ be on its way on paper, and only the operator knows.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import structlog
 
 from adapters import AdapterError, DestinationAdapter
-from gateway.store.sqlite import SQLiteStore
 from schemas import Envelope
+
+if TYPE_CHECKING:
+    from gateway.store import Backend
 
 __all__ = ["reconcile_paper"]
 
 log = structlog.get_logger("shenguan.paper")
 
 
-async def reconcile_paper(store: SQLiteStore, destinations: Mapping[str, DestinationAdapter]) -> int:
+async def reconcile_paper(store: Backend, destinations: Mapping[str, DestinationAdapter]) -> int:
     """One pass over unflagged fallback items; returns how many were newly flagged."""
     flagged = 0
     after = 0

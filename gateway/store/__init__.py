@@ -1,5 +1,7 @@
 """Persistence: the store protocol and its backends, chosen by URL."""
 
+from typing import TYPE_CHECKING, TypeAlias
+
 from gateway.store.base import (
     TERMINAL_STATES,
     DeliveryState,
@@ -25,6 +27,14 @@ __all__ = [
     "is_postgres_url",
     "open_store",
 ]
+
+
+if TYPE_CHECKING:
+    from gateway.store.postgres import PostgresStore
+    from gateway.store.sqlite import SQLiteStore
+
+    #: A concrete backend: ``Store`` plus the paper, mapping, audit and operator operations both implement.
+    Backend: TypeAlias = SQLiteStore | PostgresStore
 
 
 def is_postgres_url(url: str) -> bool:

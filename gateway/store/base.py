@@ -35,6 +35,7 @@ __all__ = [
     "Rejection",
     "Route",
     "Router",
+    "SourceNotOwnedError",
     "StateConflictError",
     "Store",
     "idempotency_key",
@@ -135,6 +136,10 @@ class Outcome:
     next_attempt_at: float | None = None
     verify_first: bool = False
     started_at: float | None = None
+
+
+class SourceNotOwnedError(RuntimeError):
+    """A page was read by an instance that no longer owns its source; it was not stored (its new owner reads it)."""
 
 
 class Store(Protocol):

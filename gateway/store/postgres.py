@@ -53,6 +53,7 @@ from gateway.store.base import (
     Outcome,
     Rejection,
     Router,
+    SourceNotOwnedError,
     idempotency_key,
 )
 from gateway.store.common import Migration, StoreVersionError, by_actor, fact, parse_time, route_names
@@ -294,10 +295,6 @@ class StoreUnavailableError(RuntimeError):
 
 class StoreMissingError(RuntimeError):
     """The database holds no shenguan store, and the caller asked not to create one."""
-
-
-class SourceNotOwnedError(RuntimeError):
-    """A page was read by an instance that no longer owns its source: it must not be stored."""
 
 
 def redact(url: str) -> str:
