@@ -21,6 +21,7 @@ import zeep.exceptions
 from lxml import etree
 
 from adapters.base import DestinationAdapter
+from adapters.conformance import DestinationConformance, ErrorCase, Receiver, reply
 from adapters.errors import AdapterError, DecodeError, OutcomeUnknownError, PermanentError, RetryableError
 from adapters.soap import SoapAdapter
 from adapters.soap.codec import decode_body, encode, serial_number
@@ -910,3 +911,76 @@ async def test_relay_through_faults_delivers_each_approval_exactly_once(
     assert states["delivered"] == 30 and states["dead"] == 0
     assert (report["accepted"], report["duplicate_creations"]) == (30, 0)
     assert {e["fault"] for e in traffic} >= {"drop", "error", "malformed"}, "the faults really fired"
+
+
+# -- the conformance kit ----------------------------------------------------------------------------------------
+RESIDENT_ID = "320706199003071237"
+MOBILE = "13912345678"
+
+
+def soap_receiver() -> Receiver:
+    """A fresh spyne mock in process; ``inspect`` reads its ``/_mock/records`` report."""
+    app = create_app()
+    return Receiver(transport=httpx.ASGITransport(app=app), inspect=lambda: app.platforms["soap"].records_report())
+
+
+def kit_adapter(transport: httpx.AsyncBaseTransport) -> SoapAdapter:
+    return SoapAdapter(
+        "soap",
+        base_url="http://mock/soap",
+        user="shenguan",
+        password="soap-mock-password",
+        service_id=SERVICE_ID,
+        receiver=NODE,
+        transport=transport,
+    )
+
+
+def is_service_call(request: httpx.Request) -> bool:
+    return request.method == "POST" and request.url.path.endswith("/exchange") and soap_action(request) == "service"
+
+
+def canned(document: str) -> Any:
+    return reply(200, content=envelope_with("service", document), headers={"content-type": "text/xml"})
+
+
+class TestSoapConformance(DestinationConformance):
+    adapter_factory = staticmethod(kit_adapter)
+    receiver_factory = staticmethod(soap_receiver)
+    samples = (
+        envelope(),  # a legal person with a mobile number
+        envelope(
+            "320700261121000099999",
+            revision=2,
+            commitment=None,
+            applicant={
+                "kind": "natural",
+                "name": "张三",
+                "id_type": "resident_id",
+                "id_number": RESIDENT_ID,
+                "phone": MOBILE,
+            },
+            certificate={"number": "JY1", "valid_from": "2026-11-20", "long_term": True},
+        ),
+    )
+    decode_native = staticmethod(decode_body)
+    target_request = staticmethod(is_service_call)
+    # Representative cases only: each runs a fresh mock, and the log check replays every one of them; the respx
+    # tests above classify each result code and status one by one.
+    error_cases = (
+        ErrorCase(
+            "result 2003 echoing the 身份证号",
+            canned(result("2003", f"证件号码 {RESIDENT_ID} 校验失败", sn="")),
+            PermanentError,
+        ),
+        ErrorCase("result 9001 busy", canned(result("9001", "系统繁忙", sn="")), RetryableError),
+        ErrorCase(
+            "result 9999",
+            canned(result("9999", "系统内部错误", sn="")),
+            OutcomeUnknownError,
+            why="it may have processed the message",
+        ),
+        ErrorCase("SOAP server fault", reply(500, content=recorded("fault_server_response.xml")), OutcomeUnknownError),
+        ErrorCase("billion laughs reply", canned(inner_bomb()), OutcomeUnknownError),
+        ErrorCase("XXE reply", canned(inner_xxe("file:///etc/passwd")), OutcomeUnknownError),
+    )
