@@ -8,6 +8,8 @@ Modules, one idea each:
 - ``app`` — ``create_app()``: fresh state per call, fault and traffic layers outermost.
 - ``zwfw`` — 政务服务一体化平台: x-tif signed, cursor-paged 办件 change feed (a source).
 - ``hlwjg`` — 互联网+监管: OAuth2 bearer, idempotent approval-record intake, status query, event feed.
+- ``credit`` / ``credit_fields`` — 公共信用信息平台: batch upload of 双公示 records, a verdict per record,
+  recordId idempotency, batched status query; the XK_*/CF_* field checks.
 - ``control`` — the shared ``_mock`` endpoints (records, faults, generate, inject, reset, traffic).
 - ``faults`` — fault settings and the ASGI middleware that applies them (including real dropped connections).
 - ``traffic`` — bounded log of raw native requests.
