@@ -41,22 +41,7 @@ from gateway.runtime import Gateway
 from gateway.store.base import MessageQuery, NotFoundError, OperatorStore, StateConflictError
 from schemas import Envelope
 
-__all__ = ["Operations", "allowed_actions"]
-
-
-def allowed_actions(row: dict[str, Any]) -> list[str]:
-    """The operator actions a delivery's state allows (the console shows exactly these buttons)."""
-    state = row["state"]
-    if state == "dead":
-        return ["retry", "replay"]
-    if state == "uncertain":
-        return ["resolve_delivered", "resolve_resend"]
-    if state == "delivered":
-        return ["replay"]
-    if state == "paper_pending":
-        recall = row.get("channel") != "paper" and row.get("printed_at") is None
-        return ["paper_confirm", "paper_return", *(["paper_recall"] if recall else [])]
-    return []
+__all__ = ["Operations"]
 
 
 class Operations:
@@ -131,7 +116,7 @@ class Operations:
         # Any delivery may have paper history (a recalled fallback item keeps its events).
         paper_events = getattr(self.gateway.store, "paper_events", None)
         events = await paper_events(delivery_id) if paper_events is not None else []
-        return DeliveryDetail.build(row, events, allowed_actions(row))
+        return DeliveryDetail.build(row, events)
 
     async def mapping(self) -> MappingStatus:
         versions = await self._paper().mapping_versions()

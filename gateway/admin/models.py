@@ -42,6 +42,7 @@ __all__ = [
     "ResolveRequest",
     "Trace",
     "WhoAmI",
+    "allowed_actions",
     "mask",
     "when",
 ]
@@ -117,6 +118,7 @@ class DeliverySummary(BaseModel):
     business_key: str
     revision: int
     correlation_id: str
+    actions: list[str] = Field(description="operator actions the current state allows")
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DeliverySummary:
@@ -126,18 +128,15 @@ class DeliverySummary(BaseModel):
 class DeliveryDetail(DeliverySummary):
     attempt_log: list[Attempt]
     paper_events: list[PaperEvent]
-    actions: list[str] = Field(description="operator actions the current state allows")
 
     @classmethod
-    def build(cls, row: dict[str, Any], paper_events: list[dict[str, Any]], actions: list[str]) -> DeliveryDetail:
+    def build(cls, row: dict[str, Any], paper_events: list[dict[str, Any]]) -> DeliveryDetail:
         attempts = [
             a | {"started_at": when(a["started_at"]), "finished_at": when(a["finished_at"]), "error": mask(a["error"])}
             for a in row["attempt_log"]
         ]
         events = [{"kind": e["kind"], "at": when(e["at"]), "detail": mask(e["detail"])} for e in paper_events]
-        return cls.model_validate(
-            _delivery_fields(row) | {"attempt_log": attempts, "paper_events": events, "actions": actions}
-        )
+        return cls.model_validate(_delivery_fields(row) | {"attempt_log": attempts, "paper_events": events})
 
 
 def _delivery_fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +144,23 @@ def _delivery_fields(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k != "attempt_log"}
     out |= {k: when(row.get(k)) for k in times}
     out["last_error"] = mask(row.get("last_error"))
+    out["actions"] = allowed_actions(row)
     return out
+
+
+def allowed_actions(row: dict[str, Any]) -> list[str]:
+    """The operator actions a delivery's state allows (the console shows exactly these buttons)."""
+    state = row["state"]
+    if state == "dead":
+        return ["retry", "replay"]
+    if state == "uncertain":
+        return ["resolve_delivered", "resolve_resend"]
+    if state == "delivered":
+        return ["replay"]
+    if state == "paper_pending":
+        recall = row.get("channel") != "paper" and row.get("printed_at") is None
+        return ["paper_confirm", "paper_return", *(["paper_recall"] if recall else [])]
+    return []
 
 
 class DeliveryPage(BaseModel):
