@@ -44,8 +44,13 @@ class Mocks:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log_dir / "mocks.log", "wb")
+        # The 前置库 mock's exchange database lives with the test's files, not in the working directory.
+        self.specialty_db = log_dir / "specialty-exchange.db"
+        self.specialty_url = f"sqlite:///{self.specialty_db}"
         self.proc = subprocess.Popen(
-            [*SHENGUAN, "mocks", "serve", "--port", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT
+            [*SHENGUAN, "mocks", "serve", "--port", str(self.port), "--specialty-db", str(self.specialty_db)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self.http = httpx.Client(base_url=self.url, timeout=30)
         wait_for(self._up, 30, "mocks to listen")
