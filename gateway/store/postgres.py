@@ -49,14 +49,29 @@ from gateway.store.base import (
     DeliveryState,
     IngestResult,
     LeasedDelivery,
+    MessageQuery,
     MessageVerdict,
+    NotFoundError,
     Outcome,
     Rejection,
+    Route,
     Router,
     SourceNotOwnedError,
     idempotency_key,
 )
-from gateway.store.common import Migration, StoreVersionError, by_actor, fact, parse_time, route_names
+from gateway.store.common import (
+    DELIVERY_COLUMNS,
+    MESSAGE_COLUMNS,
+    Migration,
+    StoreVersionError,
+    by_actor,
+    fact,
+    message_filters,
+    operator_target,
+    parse_time,
+    replay_conflict,
+    route_names,
+)
 from gateway.store.deadlines import (
     DEADLINE_COLUMNS,
     FEED_KINDS,
@@ -280,10 +295,17 @@ CREATE INDEX IF NOT EXISTS deadlines_delivery ON deadlines (delivery_id) WHERE d
 INSERT INTO meta (key, value) VALUES ('deadlines_scanned', '0') ON CONFLICT (key) DO NOTHING;
 """
 
+SCHEMA_V4 = """
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS attempt_offset INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS messages_business_key ON messages (business_key);
+CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at);
+"""
+
 MIGRATIONS: list[Migration[str]] = [
     Migration(1, "messages, dedup ledger, outbox, paper, mapping, audit chain and queue, source leases", SCHEMA_V1),
     Migration(2, "spent nonces of signed pushes, alerts fired", SCHEMA_V2),
     Migration(3, "closed-loop deadlines (时限)", SCHEMA_V3),
+    Migration(4, "operator actions: attempt numbers kept across retries; finding messages by key and time", SCHEMA_V4),
 ]
 
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
@@ -853,7 +875,8 @@ class PostgresStore:
             "  %s::float8[], %s::float8[]) WITH ORDINALITY AS o (id, state, next_at, verify, error, kind, remote_id, "
             "  delivered_at, started_at, ord) "
             "WHERE d.id = o.id AND d.lease_owner = %s AND d.state = 'in_flight' "
-            "RETURNING o.ord, d.id, d.attempts, o.state, o.kind, o.error, o.started_at, d.destination, d.message_id",
+            "RETURNING o.ord, d.id, d.attempts + d.attempt_offset, o.state, o.kind, o.error, o.started_at, "
+            "d.destination, d.message_id",
             (
                 tx.now,
                 [o.delivery_id for o in batch],
@@ -971,8 +994,8 @@ class PostgresStore:
                     "it cannot go electronic"
                 )
             await tx.conn.execute(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = %s, updated_at = %s "
-                "WHERE id = %s",
+                "UPDATE deliveries SET state = 'pending', attempt_offset = attempt_offset + attempts, attempts = 0, "
+                "next_attempt_at = %s, updated_at = %s WHERE id = %s",
                 (tx.now, tx.now, delivery_id),
             )
             await self._paper_event(tx, delivery_id, "recalled", by_actor(actor))
@@ -1112,6 +1135,166 @@ class PostgresStore:
                 await _insert_deliveries(c, deliveries)
             await tx.conn.execute("UPDATE messages SET routed = TRUE WHERE id = ANY(%s)", (routed_ids,))
         return len(routed_ids), len(rows), rows[-1][0] if rows else after
+
+    # -- operator actions and look-ups (admin API, web console; see SQLiteStore and OperatorStore) ----------
+
+    async def find_messages(self, query: MessageQuery) -> tuple[list[dict[str, Any]], int]:
+        where, args = message_filters(query, "%s")
+        async with self._require_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT COUNT(*) AS n FROM messages m{where}", args)
+            total = int((await cur.fetchone() or {"n": 0})["n"])
+            await cur.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages m{where} ORDER BY m.received_at DESC, m.id DESC "
+                "LIMIT %s OFFSET %s",
+                (*args, query.limit, query.offset),
+            )
+            rows = await cur.fetchall()
+            await _attach_deliveries(cur, rows)
+        return rows, total
+
+    async def message(self, message_id: str) -> dict[str, Any] | None:
+        async with self._require_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT {MESSAGE_COLUMNS}, m.envelope FROM messages m WHERE m.id = %s", (message_id,))
+            rows = await cur.fetchall()
+            if not rows:
+                return None
+            await _attach_deliveries(cur, rows)
+        rows[0]["envelope"] = json.loads(rows[0]["envelope"])
+        return rows[0]
+
+    async def delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        async with self._require_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.id = %s",
+                (delivery_id,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            await cur.execute(
+                "SELECT attempt, started_at, finished_at, outcome, error_kind, error FROM attempts "
+                "WHERE delivery_id = %s ORDER BY attempt",
+                (delivery_id,),
+            )
+            row["attempt_log"] = await cur.fetchall()
+        return row
+
+    async def deliveries(
+        self, *, state: str | None = None, destination: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        clauses, args = [], []
+        if state is not None:
+            clauses.append("d.state = %s")
+            args.append(state)
+        if destination is not None:
+            clauses.append("d.destination = %s")
+            args.append(destination)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self._require_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(f"SELECT COUNT(*) AS n FROM deliveries d{where}", args)
+            total = int((await cur.fetchone() or {"n": 0})["n"])
+            await cur.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id{where} "
+                "ORDER BY d.updated_at, d.id LIMIT %s OFFSET %s",
+                (*args, limit, offset),
+            )
+            return await cur.fetchall(), total
+
+    async def destination_overview(self) -> dict[str, dict[str, Any]]:
+        overview: dict[str, dict[str, Any]] = {}
+        for dest, state, count in await self._fetch(
+            "SELECT destination, state, COUNT(*) FROM deliveries GROUP BY destination, state"
+        ):
+            entry = overview.setdefault(dest, {"counts": {s.value: 0 for s in DeliveryState}, "oldest_pending": None})
+            entry["counts"][state] = int(count)
+        # The oldest item still waiting to go out per destination: what an operator looks at for a stuck queue.
+        for row in await self._fetch_dicts(
+            f"SELECT DISTINCT ON (d.destination) {DELIVERY_COLUMNS} FROM deliveries d "
+            "JOIN messages m ON m.id = d.message_id WHERE d.state IN ('pending', 'retry_wait', 'in_flight') "
+            "ORDER BY d.destination, d.created_at, d.id"
+        ):
+            overview[row["destination"]]["oldest_pending"] = row
+        return overview
+
+    async def trace(self, correlation_id: str) -> list[dict[str, Any]]:
+        async with self._require_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.correlation_id = %s "
+                "ORDER BY m.business_time, m.received_at, m.id",
+                (correlation_id,),
+            )
+            rows = await cur.fetchall()
+            await _attach_deliveries(cur, rows)
+        return rows
+
+    async def retry_dead(self, delivery_id: int, *, actor: str) -> None:
+        async def run(tx: _Tx) -> None:
+            state = await _locked_state(tx.conn, delivery_id)
+            operator_target(delivery_id, state, ("dead",), "retry", "only a dead delivery is retried")
+            await _reopen(tx, delivery_id)
+            tx.audit("delivery.retried", delivery_id, actor=actor, previous="dead")
+
+        await self._tx(run)
+
+    async def resolve_uncertain(self, delivery_id: int, resolution: str, *, actor: str) -> None:
+        if resolution not in ("delivered", "resend"):
+            raise ValueError(f"resolution must be 'delivered' or 'resend', not {resolution!r}")
+
+        async def run(tx: _Tx) -> None:
+            state = await _locked_state(tx.conn, delivery_id)
+            hint = "only an uncertain delivery is resolved"
+            operator_target(delivery_id, state, ("uncertain",), "resolve", hint)
+            if resolution == "delivered":
+                await tx.conn.execute(
+                    "UPDATE deliveries SET state = 'delivered', delivered_at = %s, verify_first = FALSE, "
+                    "updated_at = %s WHERE id = %s",
+                    (tx.now, tx.now, delivery_id),
+                )
+            else:
+                await _reopen(tx, delivery_id)
+                await tx.conn.execute("UPDATE deliveries SET verify_first = FALSE WHERE id = %s", (delivery_id,))
+            tx.audit("delivery.resolved", delivery_id, actor=actor, resolution=resolution)
+
+        await self._tx(run)
+
+    async def replay(self, message_id: str, destination: str, *, actor: str) -> int:
+        async def run(tx: _Tx) -> int:
+            cur = await tx.conn.execute("SELECT envelope FROM messages WHERE id = %s", (message_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFoundError(f"there is no message {message_id}")
+            env = Envelope.model_validate_json(row[0])
+            cur = await tx.conn.execute(
+                "SELECT revision, message_id FROM ledger WHERE type = %s AND business_key = %s",
+                (env.type, env.business_key),
+            )
+            newest = await cur.fetchone()
+            # The same key as every earlier delivery of this version of the fact to this receiver (see SQLiteStore).
+            key = idempotency_key(destination, env)
+            cur = await tx.conn.execute(
+                "SELECT id, state FROM deliveries WHERE idempotency_key = %s FOR UPDATE", (key,)
+            )
+            existing = await cur.fetchone()
+            replay_conflict(message_id, env.revision, newest, existing)
+            if existing is None:
+                async with tx.conn.cursor() as c:
+                    await _insert_deliveries(c, _delivery_rows(env, [Route(destination)], tx.now))
+                cur = await tx.conn.execute("SELECT id FROM deliveries WHERE idempotency_key = %s", (key,))
+                delivery_id = int((await cur.fetchone() or (0,))[0])
+            else:
+                delivery_id = int(existing[0])
+                await _reopen(tx, delivery_id)
+            tx.audit(
+                "delivery.replayed",
+                delivery_id,
+                actor=actor,
+                message=message_id,
+                destination=destination,
+                reopened=existing is not None,
+            )
+            return delivery_id
+
+        return await self._tx(run)
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -1487,3 +1670,39 @@ async def migrate(
                 (str(latest),),
             )
     return latest
+
+
+# -- operator look-ups and actions ------------------------------------------------------------------------
+
+
+async def _attach_deliveries(cur: psycopg.AsyncCursor[Any], messages: list[dict[str, Any]]) -> None:
+    """Give each message row (a dict) its deliveries in id order, in one query for the whole page."""
+    by_id: dict[str, list[dict[str, Any]]] = {m["id"]: [] for m in messages}
+    for m in messages:
+        m["deliveries"] = by_id[m["id"]]
+    if not by_id:
+        return
+    await cur.execute(
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id "
+        "WHERE d.message_id = ANY(%s) ORDER BY d.id",
+        (list(by_id),),
+    )
+    for row in await cur.fetchall():
+        by_id[row["message_id"]].append(row)
+
+
+async def _locked_state(conn: Conn, delivery_id: int) -> str | None:
+    """The delivery's state, its row locked until the transaction ends (None when there is no such delivery)."""
+    cur = await conn.execute("SELECT state FROM deliveries WHERE id = %s FOR UPDATE", (delivery_id,))
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+async def _reopen(tx: _Tx, delivery_id: int) -> None:
+    """Back to ``pending`` now with a fresh retry budget; earlier attempts keep their numbers (attempt_offset)."""
+    await tx.conn.execute(
+        "UPDATE deliveries SET state = 'pending', attempt_offset = attempt_offset + attempts, attempts = 0, "
+        "next_attempt_at = %s, lease_owner = NULL, lease_expires_at = NULL, delivered_at = NULL, updated_at = %s "
+        "WHERE id = %s",
+        (tx.now, tx.now, delivery_id),
+    )

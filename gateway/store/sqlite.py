@@ -36,8 +36,14 @@ from gateway.store.base import (
     Rejection,
     Route,
     Router,
-    StateConflictError,
     idempotency_key,
+)
+from gateway.store.common import (
+    DELIVERY_COLUMNS,
+    MESSAGE_COLUMNS,
+    message_filters,
+    operator_target,
+    replay_conflict,
 )
 from gateway.store.deadlines import (
     DEADLINE_COLUMNS,
@@ -955,10 +961,10 @@ class SQLiteStore:
 
     async def find_messages(self, query: MessageQuery) -> tuple[list[dict[str, Any]], int]:
         def read(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
-            where, args = _message_filters(query)
+            where, args = message_filters(query, "?")
             total = conn.execute(f"SELECT COUNT(*) FROM messages m{where}", args).fetchone()[0]
             cur = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages m{where} ORDER BY m.received_at DESC, m.id DESC LIMIT ? OFFSET ?",
+                f"SELECT {MESSAGE_COLUMNS} FROM messages m{where} ORDER BY m.received_at DESC, m.id DESC LIMIT ? OFFSET ?",
                 (*args, query.limit, query.offset),
             )
             rows = _message_rows(cur)
@@ -969,7 +975,7 @@ class SQLiteStore:
 
     async def message(self, message_id: str) -> dict[str, Any] | None:
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
-            cur = conn.execute(f"SELECT {_MESSAGE_COLUMNS}, m.envelope FROM messages m WHERE m.id = ?", (message_id,))
+            cur = conn.execute(f"SELECT {MESSAGE_COLUMNS}, m.envelope FROM messages m WHERE m.id = ?", (message_id,))
             rows = _message_rows(cur)
             if not rows:
                 return None
@@ -982,7 +988,7 @@ class SQLiteStore:
     async def delivery(self, delivery_id: int) -> dict[str, Any] | None:
         def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
             cur = conn.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.id = ?",
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.id = ?",
                 (delivery_id,),
             )
             rows = _dicts(cur)
@@ -1013,7 +1019,7 @@ class SQLiteStore:
             where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
             total = conn.execute(f"SELECT COUNT(*) FROM deliveries d{where}", args).fetchone()[0]
             cur = conn.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id{where} "
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id{where} "
                 "ORDER BY d.updated_at, d.id LIMIT ? OFFSET ?",
                 (*args, limit, offset),
             )
@@ -1034,7 +1040,7 @@ class SQLiteStore:
             for dest, entry in overview.items():
                 # The oldest item still waiting to go out: what an operator looks at to see a stuck queue.
                 cur = conn.execute(
-                    f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                    f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id "
                     "WHERE d.destination = ? AND d.state IN ('pending', 'retry_wait', 'in_flight') "
                     "ORDER BY d.created_at, d.id LIMIT 1",
                     (dest,),
@@ -1048,7 +1054,7 @@ class SQLiteStore:
     async def trace(self, correlation_id: str) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             cur = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.correlation_id = ? "
+                f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.correlation_id = ? "
                 "ORDER BY m.business_time, m.received_at, m.id",
                 (correlation_id,),
             )
@@ -1060,7 +1066,9 @@ class SQLiteStore:
 
     async def retry_dead(self, delivery_id: int, *, actor: str) -> None:
         def run(conn: sqlite3.Connection) -> None:
-            _operator_target(conn, delivery_id, ("dead",), "retry", "only a dead delivery is retried")
+            operator_target(
+                delivery_id, _state(conn, delivery_id), ("dead",), "retry", "only a dead delivery is retried"
+            )
             self._reopen(conn, delivery_id)
             self._audit(conn, "delivery.retried", delivery_id, actor=actor, previous="dead")
 
@@ -1071,7 +1079,13 @@ class SQLiteStore:
             raise ValueError(f"resolution must be 'delivered' or 'resend', not {resolution!r}")
 
         def run(conn: sqlite3.Connection) -> None:
-            _operator_target(conn, delivery_id, ("uncertain",), "resolve", "only an uncertain delivery is resolved")
+            operator_target(
+                delivery_id,
+                _state(conn, delivery_id),
+                ("uncertain",),
+                "resolve",
+                "only an uncertain delivery is resolved",
+            )
             now = self._clock()
             if resolution == "delivered":
                 conn.execute(
@@ -1096,26 +1110,18 @@ class SQLiteStore:
                 "SELECT revision, message_id FROM ledger WHERE type = ? AND business_key = ?",
                 (env.type, env.business_key),
             ).fetchone()
-            if newest is not None and newest[0] > env.revision:
-                raise StateConflictError(
-                    f"message {message_id} is revision {env.revision} of a fact whose revision {newest[0]} is newer: "
-                    f"replay message {newest[1]} instead (an older revision would roll the receiver's record back)"
-                )
             # The same key as every earlier delivery of this version of the fact to this receiver: an idempotent
             # receiver answers a replay of something it holds as a replay, not with a second record.
             key = idempotency_key(destination, env)
             existing = conn.execute("SELECT id, state FROM deliveries WHERE idempotency_key = ?", (key,)).fetchone()
+            replay_conflict(message_id, env.revision, newest, existing)
             if existing is None:
                 self._insert_deliveries(conn, env, [Route(destination)], self._clock())
                 delivery_id = int(
                     conn.execute("SELECT id FROM deliveries WHERE idempotency_key = ?", (key,)).fetchone()[0]
                 )
             else:
-                delivery_id, state = int(existing[0]), existing[1]
-                if state not in ("delivered", "dead"):
-                    raise StateConflictError(
-                        _REPLAY_REFUSED.get(state, "it is {state}").format(id=delivery_id, state=state)
-                    )
+                delivery_id = int(existing[0])
                 self._reopen(conn, delivery_id)
             self._audit(
                 conn,
@@ -1188,7 +1194,9 @@ class SQLiteStore:
                     ).fetchone()
                     if found is None or found[0] not in wanted:
                         continue
-                    delivery = dict(zip(("id", "destination", "channel", "remote_id", "delivered_at"), found[2:], strict=True))
+                    delivery = dict(
+                        zip(("id", "destination", "channel", "remote_id", "delivered_at"), found[2:], strict=True)
+                    )
                     items.append({"seq": seq, "kind": kind, "envelope": found[1], "delivery": delivery})
             return items, (rows[-1][0] if rows else after_seq)
 
@@ -1226,8 +1234,14 @@ class SQLiteStore:
                 if cur is not None:
                     opened += 1
                     self._audit(
-                        conn, "deadline.opened", cur[0], deadline=o.kind.value, loop=o.correlation_id,
-                        of=o.subject or None, due_on=o.due_on.isoformat(), estimated=o.estimated or None,
+                        conn,
+                        "deadline.opened",
+                        cur[0],
+                        deadline=o.kind.value,
+                        loop=o.correlation_id,
+                        of=o.subject or None,
+                        due_on=o.due_on.isoformat(),
+                        estimated=o.estimated or None,
                     )
             for c in closes:
                 where, args = closing_filter(c)
@@ -1239,11 +1253,20 @@ class SQLiteStore:
                         "UPDATE deadlines SET state = 'closed', outcome = ?, closed_by = ?, closed_at = ?, closed_on = ?, "
                         "department_name = COALESCE(department_name, ?), department_code = COALESCE(department_code, ?) "
                         "WHERE id = ?",
-                        (outcome, c.closed_by, c.closed_at, c.closed_on.isoformat(), c.department_name,
-                         c.department_code, deadline_id),
+                        (
+                            outcome,
+                            c.closed_by,
+                            c.closed_at,
+                            c.closed_on.isoformat(),
+                            c.department_name,
+                            c.department_code,
+                            deadline_id,
+                        ),
                     )
                     closed += 1
-                    self._audit(conn, "deadline.closed", deadline_id, deadline=c.kind.value, outcome=outcome, by=c.closed_by)
+                    self._audit(
+                        conn, "deadline.closed", deadline_id, deadline=c.kind.value, outcome=outcome, by=c.closed_by
+                    )
             if to_seq is not None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('deadlines_scanned', ?) ON CONFLICT (key) DO UPDATE "
@@ -1302,8 +1325,13 @@ class SQLiteStore:
                 return False
             conn.execute("UPDATE deadlines SET escalated_at = ? WHERE id = ?", (now, deadline_id))
             self._audit(
-                conn, "delivery.paper_pending", delivery_id, destination=row[0], message=row[1],
-                error_kind="deadline", deadline=deadline_id,
+                conn,
+                "delivery.paper_pending",
+                delivery_id,
+                destination=row[0],
+                message=row[1],
+                error_kind="deadline",
+                deadline=deadline_id,
             )
             return True
 
@@ -1316,7 +1344,9 @@ class SQLiteStore:
 
         def read(conn: sqlite3.Connection) -> list[str]:
             marks = ",".join("?" * len(types)) or "NULL"
-            column, value = ("business_key", business_key) if business_key is not None else ("correlation_id", correlation_id)
+            column, value = (
+                ("business_key", business_key) if business_key is not None else ("correlation_id", correlation_id)
+            )
             cur = conn.execute(
                 f"SELECT envelope FROM messages WHERE type IN ({marks}) AND {column} = ? ORDER BY business_time, id",
                 (*types, value),
@@ -1481,26 +1511,7 @@ def _parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-# -- operator look-ups: the columns shown and how rows become dicts ---------------------------------------
-
-_MESSAGE_COLUMNS = (
-    "m.id, m.type, m.source, m.business_key, m.revision, m.content_hash, m.classification, m.region, "
-    "m.correlation_id, m.business_time, m.received_at, m.routed"
-)
-_DELIVERY_COLUMNS = (
-    "d.id, d.message_id, d.destination, d.channel, d.state, d.attempts + d.attempt_offset AS attempts, "
-    "d.attempts AS budget_used, d.next_attempt_at, d.verify_first, d.last_error, d.last_error_kind, d.remote_id, "
-    "d.idempotency_key, d.created_at, d.updated_at, d.delivered_at, d.printed_at, "
-    "m.type, m.business_key, m.revision, m.correlation_id"
-)
-_REPLAY_REFUSED = {
-    "pending": "delivery {id} is already on its way ({state})",
-    "in_flight": "delivery {id} is already on its way ({state})",
-    "retry_wait": "delivery {id} is already on its way ({state}); retries continue on their own",
-    "uncertain": "delivery {id} is uncertain: resolve it (delivered or resend) instead of replaying it",
-    "paper_pending": "delivery {id} went to paper: recall it (if not yet printed) instead of replaying it",
-    "paper_delivered": "delivery {id} was served on paper (paper_delivered): it is complete",
-}
+# -- operator look-ups: how rows become dicts -------------------------------------------------------------
 
 
 def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
@@ -1528,7 +1539,7 @@ def _attach_deliveries(conn: sqlite3.Connection, messages: list[dict[str, Any]])
         return
     marks = ",".join("?" * len(by_id))
     cur = conn.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id "
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN messages m ON m.id = d.message_id "
         f"WHERE d.message_id IN ({marks}) ORDER BY d.id",
         tuple(by_id),
     )
@@ -1536,45 +1547,6 @@ def _attach_deliveries(conn: sqlite3.Connection, messages: list[dict[str, Any]])
         by_id[row["message_id"]].append(row)
 
 
-def _message_filters(query: MessageQuery) -> tuple[str, list[Any]]:
-    """The WHERE clause (with its leading space, or empty) and arguments for ``find_messages``."""
-    clauses: list[str] = []
-    args: list[Any] = []
-    for column, value in (
-        ("m.id", query.message_id),
-        ("m.business_key", query.business_key),
-        ("m.correlation_id", query.correlation_id),
-        ("m.type", query.type),
-        ("m.source", query.source),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            args.append(value)
-    if query.received_from is not None:
-        clauses.append("m.received_at >= ?")
-        args.append(query.received_from)
-    if query.received_to is not None:
-        clauses.append("m.received_at < ?")
-        args.append(query.received_to)
-    if query.state is not None or query.destination is not None:
-        sub = ["d.message_id = m.id"]
-        if query.state is not None:
-            sub.append("d.state = ?")
-            args.append(query.state)
-        if query.destination is not None:
-            sub.append("d.destination = ?")
-            args.append(query.destination)
-        clauses.append(f"EXISTS (SELECT 1 FROM deliveries d WHERE {' AND '.join(sub)})")
-    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), args
-
-
-def _operator_target(
-    conn: sqlite3.Connection, delivery_id: int, allowed: tuple[str, ...], action: str, hint: str
-) -> str:
-    """The delivery's state, or ``NotFoundError``/``StateConflictError`` saying why ``action`` cannot be done."""
+def _state(conn: sqlite3.Connection, delivery_id: int) -> str | None:
     row = conn.execute("SELECT state FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-    if row is None:
-        raise NotFoundError(f"there is no delivery {delivery_id}")
-    if row[0] not in allowed:
-        raise StateConflictError(f"cannot {action} delivery {delivery_id}: it is {row[0]} ({hint})")
-    return str(row[0])
+    return str(row[0]) if row else None
