@@ -50,6 +50,10 @@ _HEADERS = {
 }
 
 
+class _Forbidden(Exception):
+    """A viewer asked for an action, or a form's CSRF token did not match: a 403 page, nothing changed."""
+
+
 class _LoginRequired(Exception):
     def __init__(self, target: str) -> None:
         self.target = target
@@ -122,9 +126,9 @@ class Console:
     def _operator(self, request: Request, csrf: str) -> Principal:
         who, token = self._viewer(request)
         if not hmac.compare_digest(token.encode(), csrf.encode()):
-            raise StateConflictError("the form has expired (CSRF check failed): reload the page and try again")
+            raise _Forbidden("this form has expired (CSRF check failed): go back, reload the page and try again")
         if not who.can_act:
-            raise PermissionError(f"{who.name} is a viewer: only an operator can do this")
+            raise _Forbidden(f"{who.name} is a viewer: only an operator can do this")
         return who
 
     def _cookie(self, response: Response, name: str, value: str, max_age: int | None) -> None:
@@ -174,7 +178,7 @@ class Console:
         """Run one operator action; its error, if any, is shown on the page the operator comes back to."""
         try:
             await action
-        except (NotFoundError, StateConflictError, PermissionError, ValueError) as exc:
+        except (NotFoundError, StateConflictError, ValueError) as exc:
             return self._done(back, str(exc.args[0]) if exc.args else str(exc), kind="error")
         return self._done(back, success, href=href)
 
@@ -189,7 +193,7 @@ class Console:
             return self._page(request, "error.html", status_code=403, message=str(exc))
 
         app.add_exception_handler(_LoginRequired, login_required)
-        app.add_exception_handler(PermissionError, forbidden)
+        app.add_exception_handler(_Forbidden, forbidden)
         app.include_router(self.router())
 
     def router(self) -> APIRouter:
