@@ -73,6 +73,7 @@ class ExchangeTable:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"shenguan-{name}-db")
         self._table: sa.Table | None = None
         self._keys: dict[str, str] = {}  # reflected column name -> the name the mapping uses
+        self._columns: dict[str, str] = {}  # the name the mapping uses -> reflected column name
         self._unmarked: dict[RowKey, tuple[int | str, str | None]] = {}  # acknowledged, not yet written
         self._settled_cursor: str | None = None  # the stored cursor whose rows are known to be marked
 
@@ -202,7 +203,7 @@ class ExchangeTable:
         """The table's columns, read once; the mapping's column names must all exist (case-insensitively)."""
         if self._table is not None:
             return self._table
-        table = sa.Table(self.spec.table, sa.MetaData(), schema=self.spec.db_schema, autoload_with=conn)
+        table = sa.Table(self._table_name(conn), sa.MetaData(), schema=self.spec.db_schema, autoload_with=conn)
         by_upper = {column.name.upper(): column.name for column in table.columns}
         missing = [name for name in self._wanted if name.upper() not in by_upper]
         if missing:
@@ -210,15 +211,22 @@ class ExchangeTable:
                 f"exchange table {self.spec.table} has no column(s) {', '.join(missing)} named by the mapping"
             )
         self._keys = {by_upper[name.upper()]: name for name in self._wanted}
+        self._columns = {mapped: reflected for reflected, mapped in self._keys.items()}
         self._table = table
         return table
 
+    def _table_name(self, conn: Connection) -> str:
+        """The table's name as the database spells it: ``SPGL_XMSPSXBLXXB`` created unquoted in PostgreSQL is
+        ``spgl_xmspsxblxxb``, and SQLAlchemy treats a name with capitals as case-sensitive."""
+        names = sa.inspect(conn).get_table_names(schema=self.spec.db_schema)
+        if self.spec.table in names:
+            return self.spec.table
+        matches = [name for name in names if name.upper() == self.spec.table.upper()]
+        return matches[0] if len(matches) == 1 else self.spec.table
+
     def _col(self, mapped_name: str) -> str:
         """The reflected name of a column the mapping names."""
-        for reflected, mapped in self._keys.items():
-            if mapped == mapped_name:
-                return reflected
-        raise KeyError(mapped_name)
+        return self._columns[mapped_name]
 
     def _record(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         """A row as the mapping sees it: the columns it names under its spelling, the others as they are."""
