@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from mock_platforms import credit, hlwjg, soap, soap_service, zwfw
+from mock_platforms import credit, hlwjg, soap, zwfw
 from mock_platforms.control import MockPlatform, control_router
 from mock_platforms.faults import FaultInjectionMiddleware
 from mock_platforms.specialty import SpecialtyPlatform
@@ -81,7 +81,7 @@ def create_app(
     for name, platform in app.platforms.items():
         app.include_router(control_router(platform), prefix=f"/{name}/_mock")
     # Mounted after the control routers: a mount matches its whole prefix, and /soap/_mock must stay reachable.
-    app.mount("/soap", soap_service.asgi_app(soap_platform))
+    app.mount("/soap", soap.asgi_app(soap_platform))
 
     @app.get("/", tags=["index"])
     async def index() -> dict[str, Any]:

@@ -38,7 +38,9 @@ code  meaning                                     produced when
 
 State lives here and is guarded by a lock: spyne is a WSGI application, so its calls run on the worker
 threads of ``a2wsgi`` while the ``_mock`` control plane runs on the event loop. The SOAP wiring is in
-``mock_platforms.soap_service``.
+``mock_platforms.soap_service``, imported only by ``asgi_app``: spyne 2.14 (its latest release) imports on
+Python 3.11 but not on 3.12+ (its vendored ``six`` lacks ``find_spec``; 3.13 also removed ``cgi``), and a
+SOAP stack that cannot load must not take the other mocks down with it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from fastapi import HTTPException
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mock_platforms.control import GenerateRequest
 from mock_platforms.faults import FaultState
@@ -67,6 +71,7 @@ __all__ = [
     "DEFAULT_USERS",
     "ResultCode",
     "SoapPlatform",
+    "asgi_app",
 ]
 
 DEFAULT_USERS: Mapping[str, str] = {"shenguan": "soap-mock-password"}
@@ -387,3 +392,24 @@ class SoapPlatform:
         self.held.append(created)
         self.by_case.setdefault(case_no, created)
         return created
+
+
+def asgi_app(platform: SoapPlatform) -> ASGIApp:
+    """The spyne SOAP endpoints for ``platform`` — or, where spyne cannot be imported, an app that answers
+    every native request with 501 and the reason, while ``/soap/_mock`` and the other mocks keep working."""
+    try:
+        from mock_platforms.soap_service import asgi_app as spyne_app
+    except ImportError as exc:
+        return _Unavailable(f"the soap mock needs spyne, which cannot be imported here: {exc}")
+    return spyne_app(platform)
+
+
+class _Unavailable:
+    """ASGI app answering 501 with why the SOAP endpoints are missing."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await PlainTextResponse(self.reason, status_code=501)(scope, receive, send)

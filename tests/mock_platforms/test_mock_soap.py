@@ -402,3 +402,20 @@ def test_each_app_has_its_own_exchange(app: MockPlatformsApp) -> None:
     from mock_platforms import create_app
 
     assert create_app().platforms["soap"] is not app.platforms["soap"]
+
+
+async def test_without_spyne_the_soap_endpoints_say_why_and_the_rest_still_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """spyne 2.14 does not import on Python 3.12+; the other mocks must not go down with it."""
+    import sys
+
+    from mock_platforms import create_app
+
+    monkeypatch.setitem(sys.modules, "mock_platforms.soap_service", None)  # makes the import raise ImportError
+    app = create_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mocks") as client:
+        missing = await client.get("/soap/exchange?wsdl")
+        assert missing.status_code == 501 and "spyne" in missing.text
+        assert (await client.get("/soap/_mock/records")).json()["accepted"] == 0
+        assert (await client.get("/hlwjg/_mock/records")).status_code == 200
