@@ -10,6 +10,8 @@ Modules, one idea each:
 - ``hlwjg`` — 互联网+监管: OAuth2 bearer, idempotent approval-record intake, status query, event feed.
 - ``credit`` / ``credit_fields`` — 公共信用信息平台: batch upload of 双公示 records, a verdict per record,
   recordId idempotency, batched status query; the XK_*/CF_* field checks.
+- ``soap`` / ``soap_service`` — legacy SOAP exchange (前置机): login token, ``service(xml)`` with its own result
+  codes, not idempotent, ``query(sn)``; spyne services with WSDLs mounted under ``/soap`` via a2wsgi.
 - ``control`` — the shared ``_mock`` endpoints (records, faults, generate, inject, reset, traffic).
 - ``faults`` — fault settings and the ASGI middleware that applies them (including real dropped connections).
 - ``traffic`` — bounded log of raw native requests.
