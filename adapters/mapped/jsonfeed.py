@@ -23,16 +23,16 @@ from adapters.http import retry_after_s
 from adapters.mapped.spec import JsonSource
 from adapters.masking import mask_text
 
-__all__ = ["JsonFeed", "get_path"]
+__all__ = ["MISSING", "JsonFeed", "get_path"]
 
 log = structlog.get_logger(__name__)
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
-_MISSING = object()
+MISSING = object()
 
 
 def get_path(document: Any, path: str) -> Any:
-    """The value at a dotted path (``data.items``; a leading ``$.`` is allowed), or ``_MISSING``."""
+    """The value at a dotted path (``data.items``; a leading ``$.`` is allowed), or ``MISSING``."""
     current = document
     for part in path.removeprefix("$.").removeprefix("$").split("."):
         if not part:
@@ -42,7 +42,7 @@ def get_path(document: Any, path: str) -> Any:
         elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
             current = current[int(part)]
         else:
-            return _MISSING
+            return MISSING
     return current
 
 
@@ -129,7 +129,7 @@ class JsonFeed:
         if check is None:
             return
         value = get_path(body, check.path)
-        if value is _MISSING or isinstance(value, dict | list):
+        if value is MISSING or isinstance(value, dict | list):
             raise RetryableError(f"{self.name} reply has no status at {check.path}")
         if any(_same(value, ok) for ok in check.ok):
             return
@@ -144,13 +144,13 @@ class JsonFeed:
         spec = self.spec
         if spec.next_cursor is not None:
             value = get_path(body, spec.next_cursor)
-            value = None if value is _MISSING else value
+            value = None if value is MISSING else value
         else:
             assert spec.cursor_field is not None
             value = None
             for item in reversed(items):
-                found = get_path(item, spec.cursor_field) if isinstance(item, Mapping) else _MISSING
-                if found is not _MISSING and found not in (None, ""):
+                found = get_path(item, spec.cursor_field) if isinstance(item, Mapping) else MISSING
+                if found is not MISSING and found not in (None, ""):
                     value = found
                     break
         if isinstance(value, int) and not isinstance(value, bool):
