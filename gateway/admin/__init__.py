@@ -25,6 +25,12 @@ def install_admin(app: FastAPI, gateway: Gateway) -> None:
 
     ops = Operations(gateway)
     auth = Authenticator(gateway.config.admin)
+    if not auth.enabled:
+        import structlog
+
+        structlog.get_logger("shenguan.admin").info(
+            "admin.no_users", hint="the admin API and console refuse everyone until [admin.users.NAME] is configured"
+        )
     install_error_handlers(app)
     app.include_router(admin_api(ops, auth))
     Console(ops, auth, gateway.config.admin).install(app)

@@ -187,6 +187,9 @@ class Operations:
         name = f"paper-{datetime.now(CST):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.pdf"
         path = safe_output_path(Path(self.gateway.config.paper.dir), name)
         rendered = await render_queue(self._paper(), self.gateway.config, path, ids=ids, actor=who.actor)
+        if not rendered:  # nothing unprinted among them: no file with an empty page to confuse the print room
+            path.unlink(missing_ok=True)
+            return PaperRendered(file=None, rendered=[])
         return PaperRendered(file=name, rendered=rendered)
 
     def paper_file(self, name: str) -> Path:

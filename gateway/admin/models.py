@@ -295,7 +295,9 @@ class PaperRender(BaseModel):
 
 
 class PaperRendered(BaseModel):
-    file: str = Field(description="file name inside the paper directory (GET /paper/files/{file})")
+    file: str | None = Field(
+        description="file name inside the paper directory (GET /paper/files/{file}); null when nothing was unprinted"
+    )
     rendered: list[int]
 
 

@@ -312,6 +312,10 @@ async def test_paper_queue_render_confirm_recall_and_return(env: Env) -> None:
     pdf = await env.client.get(f"{API}/paper/files/{rendered.json()['file']}", headers=AS_VIEWER)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert (await env.client.get(f"{API}/paper/files/..%2Fg.db", headers=AS_VIEWER)).status_code == 404
+    again = await env.client.post(f"{API}/paper/render", headers=AS_OPERATOR, json={"ids": [secret]})
+    assert again.json() == {"file": None, "rendered": []}, "printed once; no empty PDF"
+    pdfs = await asyncio.to_thread(lambda: list(Path(env.gateway.config.paper.dir).glob("*.pdf")))
+    assert len(pdfs) == 1
 
     returned = await env.client.post(f"{API}/paper/{secret}/return", headers=AS_OPERATOR, json={"reason": "地址不详"})
     assert returned.status_code == 200 and not returned.json()["printed"]
