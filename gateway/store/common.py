@@ -18,6 +18,7 @@ __all__ = [
     "DELIVERY_COLUMNS",
     "MESSAGE_COLUMNS",
     "Migration",
+    "PaperStateError",
     "StoreVersionError",
     "by_actor",
     "fact",
@@ -61,6 +62,10 @@ class Migration(Generic[A]):
     version: int
     summary: str
     apply: A
+
+
+class PaperStateError(ValueError):
+    """A paper operation that the delivery's state does not allow; the message says why."""
 
 
 class StoreVersionError(RuntimeError):

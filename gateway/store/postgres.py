@@ -63,6 +63,7 @@ from gateway.store.common import (
     DELIVERY_COLUMNS,
     MESSAGE_COLUMNS,
     Migration,
+    PaperStateError,
     StoreVersionError,
     by_actor,
     fact,
@@ -83,7 +84,6 @@ from gateway.store.deadlines import (
     deadline_dict,
     opening_values,
 )
-from gateway.store.sqlite import PaperStateError
 from schemas import Classification, Envelope
 
 __all__ = [

@@ -19,7 +19,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,10 +40,17 @@ from gateway.store.base import (
 from gateway.store.common import (
     DELIVERY_COLUMNS,
     MESSAGE_COLUMNS,
+    Migration,
+    PaperStateError,
+    StoreVersionError,
     message_filters,
     operator_target,
     replay_conflict,
 )
+from gateway.store.common import by_actor as _by
+from gateway.store.common import fact as _fact
+from gateway.store.common import parse_time as _parse_time
+from gateway.store.common import route_names as _route_names
 from gateway.store.deadlines import (
     DEADLINE_COLUMNS,
     FEED_KINDS,
@@ -62,7 +68,8 @@ __all__ = ["SCHEMA", "PaperStateError", "SQLiteStore", "StoreLockedError"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+# The current schema, for a new database. A change to an existing table also needs a numbered migration
+# below (new tables and indexes need none: every open runs SCHEMA, which creates what is missing).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
@@ -237,19 +244,58 @@ CREATE INDEX IF NOT EXISTS deadlines_delivery ON deadlines (delivery_id) WHERE d
 _OPEN = ("pending", "in_flight", "retry_wait")
 
 
-class PaperStateError(ValueError):
-    """A paper operation that the delivery's state does not allow; the message says why."""
+def _add_column(table: str, column: str, declaration: str) -> Callable[[sqlite3.Connection], None]:
+    """A migration step adding a column unless it is there (stores from before versioning may have it)."""
+
+    def apply(conn: sqlite3.Connection) -> None:
+        if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    return apply
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a database created by an earlier version up to the current schema (additive changes only)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(deliveries)")}
-    if "printed_at" not in columns:
-        conn.execute("ALTER TABLE deliveries ADD COLUMN printed_at REAL")
-    if "attempt_offset" not in columns:
-        # Attempts made before an operator gave the delivery a fresh budget: attempt rows are numbered
-        # attempt_offset + attempts, so a retry never overwrites the record of earlier attempts.
-        conn.execute("ALTER TABLE deliveries ADD COLUMN attempt_offset INTEGER NOT NULL DEFAULT 0")
+# Numbered changes to existing tables, oldest first; version 1 is the first released schema. Never edit a
+# released one: add the next (and change SCHEMA to match, which ``test_store_sqlite`` checks).
+MIGRATIONS: list[Migration[Callable[[sqlite3.Connection], None]]] = [
+    Migration(2, "deliveries.printed_at: paper items rendered for printing", _add_column("deliveries", "printed_at", "REAL")),
+    # Attempts made before an operator gave the delivery a fresh budget: attempt rows are numbered
+    # attempt_offset + attempts, so a retry never overwrites the record of earlier attempts.
+    Migration(
+        3,
+        "deliveries.attempt_offset: attempt numbers kept across operator retries",
+        _add_column("deliveries", "attempt_offset", "INTEGER NOT NULL DEFAULT 0"),
+    ),
+]
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def _migrate(conn: sqlite3.Connection, where: str) -> None:
+    """Bring the database to ``SCHEMA_VERSION``: numbered migrations first (one transaction), then SCHEMA.
+
+    A new database gets SCHEMA as is. A store written by a newer shenguan is refused rather than misread.
+    Stores from before ``meta.schema_version`` was kept count as version 1.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'").fetchone()
+        has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if has_meta else None
+        version = int(row[0]) if row else (1 if exists else SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(where, version, SCHEMA_VERSION)
+        if exists:
+            for m in MIGRATIONS:
+                if m.version > version:
+                    m.apply(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    conn.executescript(SCHEMA)  # new tables and indexes; runs outside a transaction (executescript commits)
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )
 
 
 class StoreLockedError(RuntimeError):
@@ -406,9 +452,11 @@ class SQLiteStore:
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=10000")
-        conn.executescript(SCHEMA)
-        _migrate(conn)
-        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        try:
+            _migrate(conn, str(self.path))
+        except BaseException:
+            conn.close()
+            raise
         # Alerts start from the chain's tip when first enabled: history from before is not news.
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) SELECT 'alerts_scanned', CAST(COALESCE(MAX(seq), 0) AS TEXT) FROM audit"
@@ -1491,24 +1539,6 @@ class SQLiteStore:
             return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
         return await self._run(lambda: read(self._connection()))
-
-
-def _fact(env: Envelope) -> dict[str, Any]:
-    """The audit chain's view of a message: which version of which fact, from where (no payload)."""
-    return {"type": env.type, "business_key": env.business_key, "revision": env.revision, "source": env.source}
-
-
-def _by(actor: str | None) -> dict[str, Any]:
-    """Paper event detail naming who recorded it (the audit chain copies ``recorded_by``)."""
-    return {"recorded_by": actor} if actor else {}
-
-
-def _route_names(routes: Sequence[Any]) -> list[str]:
-    return [f"{r.destination}:{r.channel}" for r in routes]
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
 
 
 # -- operator look-ups: how rows become dicts -------------------------------------------------------------
