@@ -14,6 +14,7 @@ POST carrying the session's CSRF token, and the cookie is ``SameSite=Strict`` an
 # No ``from __future__ import annotations``: FastAPI reads the routes' local ``Annotated`` aliases at runtime.
 import dataclasses
 import hmac
+import json
 import secrets
 import time
 import uuid
@@ -84,6 +85,11 @@ def _age(value: datetime | None) -> str:
     return f"{seconds} s"
 
 
+def _pretty(value: Any) -> str:
+    """JSON for people: indented, Chinese as Chinese (Jinja's ``tojson`` escapes every non-ASCII character)."""
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
 class Console:
     """The console's routes and session handling; ``install(app)`` mounts it under ``/admin/``."""
 
@@ -96,6 +102,7 @@ class Console:
         env = Environment(loader=PackageLoader("gateway.admin", "templates"), autoescape=select_autoescape())
         env.filters["dt"] = _dt
         env.filters["age"] = _age
+        env.filters["pretty"] = _pretty
         self.templates = Jinja2Templates(env=env)
 
     # -- sessions -------------------------------------------------------------------------------------------

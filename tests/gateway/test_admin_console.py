@@ -180,6 +180,7 @@ async def test_dashboard_search_message_trace_and_paper_pages(console: Console) 
         message = (await client.get(f"/admin/messages/{message_id}")).text
         assert "Closed loop" in message and f"delivery {delivery_id}" in message and "refused by" in message
         assert "13800138000" not in message, "the envelope is shown masked"
+        assert "食品经营许可" in message, "Chinese shown as Chinese, not as \\u escapes"
         assert f'action="/admin/messages/{message_id}/replay"' in message
 
         paper = (await client.get("/admin/paper")).text
