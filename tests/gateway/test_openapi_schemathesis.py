@@ -33,7 +33,7 @@ from gateway.store.sqlite import SQLiteStore
 from schemas import Classification
 
 OPERATOR_KEY, OPERATOR_KEY_HASH = new_api_key()
-EXAMPLES = int(os.environ.get("SHENGUAN_SCHEMATHESIS_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("SHENGUAN_SCHEMATHESIS_EXAMPLES", "8"))
 
 
 def _config(root: Path) -> Config:
