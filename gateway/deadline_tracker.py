@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from gateway.deadlines import (
 )
 from gateway.mapping import MappingList
 from gateway.store.base import Router
-from gateway.store.deadlines import Closing, Opening
+from gateway.store.deadlines import Closing, DeadlineStore, Opening
 from schemas import Envelope
 
 __all__ = ["DeadlineTracker", "TickSummary", "calendar_fingerprint"]
@@ -80,6 +80,7 @@ class TickSummary:
     overdue: int = 0
     at_risk: int = 0
     default_claims_deferred: int = 0
+    at_risk_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 def calendar_fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
@@ -101,7 +102,7 @@ class DeadlineTracker:
 
     def __init__(
         self,
-        store: Any,
+        store: DeadlineStore,
         settings: DeadlineSettings,
         *,
         router: Router,
@@ -129,6 +130,10 @@ class DeadlineTracker:
         self._on_ingested = on_ingested
         self._lock = asyncio.Lock()
         self.last = TickSummary()
+
+    async def risk(self) -> dict[tuple[str, ...], float]:
+        """For ``/metrics``: open deadlines at risk by kind, as of the last tick (no store query per scrape)."""
+        return {(kind,): float(n) for kind, n in self.last.at_risk_by_kind.items()}
 
     def today(self) -> date:
         """The clock's date in Beijing: deadlines are counted in Chinese working days."""
@@ -192,9 +197,7 @@ class DeadlineTracker:
     # -- 2. following the chain --------------------------------------------------------------------------------
 
     async def _follow(self, summary: TickSummary) -> None:
-        chain = getattr(self._store, "chain_audit", None)
-        if chain is not None:
-            await chain()  # a multi-instance store numbers its queued entries here
+        await self._store.chain_audit()  # a multi-instance store numbers its queued entries here
         position = await self._store.deadline_position()
         while True:
             items, last = await self._store.deadline_feed(after_seq=position, types=self._types, limit=_PAGE)
@@ -290,6 +293,7 @@ class DeadlineTracker:
                 if row["delivery_id"] is not None and row["delivery_state"] in ("pending", "retry_wait"):
                     if at_risk(today, due, self.calendar):
                         summary.at_risk += 1
+                        summary.at_risk_by_kind[row["kind"]] = summary.at_risk_by_kind.get(row["kind"], 0) + 1
                         if row["delivery_state"] == "retry_wait" and self._paper_allowed(str(row["destination"])):
                             summary.escalated += await self._escalate(row, due)
             if len(rows) < _PAGE:

@@ -92,6 +92,7 @@ class SourcePoller:
         self._on_ingested = on_ingested
         self._stop = asyncio.Event()
         self.caught_up = False  # the last poll found nothing more to read
+        self.caught_up_once = False  # ... at least once since start (default claims wait for it)
         self.pages = 0
 
     def stop(self) -> None:
@@ -134,6 +135,7 @@ class SourcePoller:
             was_owner = self._owned
             if not await self._own():
                 self.caught_up = True  # a standby has nothing to read
+                self.caught_up_once = True
                 await self._sleep(standby_s)
                 continue
             if not was_owner:
@@ -184,6 +186,7 @@ class SourcePoller:
             for rej in rejections:
                 log.warning("poller.rejected", source=self.name, position=rej.position, reason=rej.reason)
             self.caught_up = not page.has_more and not page.records
+            self.caught_up_once |= self.caught_up
             if not page.has_more:
                 await self._sleep(self.config.poll_interval_s)
 

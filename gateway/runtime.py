@@ -11,7 +11,10 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -19,7 +22,10 @@ import structlog
 from adapters import DestinationAdapter, Direction, SourceAdapter
 from adapters.registry import load
 from gateway.alerts import AlertSink, AlertWatcher
+from gateway.calendar import ScheduleError
+from gateway.calendar_cli import default_calendar_dir
 from gateway.config import Config, ConfigError
+from gateway.deadline_tracker import DeadlineTracker
 from gateway.metrics import GatewayMetrics
 from gateway.paper.reconcile import reconcile_paper
 from gateway.poller import SourcePoller
@@ -32,7 +38,7 @@ __all__ = ["Gateway"]
 log = structlog.get_logger("shenguan.runtime")
 
 # Periodic tasks that never finish on their own: cancelled at stop instead of awaited.
-_WATCHERS = frozenset({"mapping-watch", "paper-watch", "alert-watch", "audit-chain"})
+_WATCHERS = frozenset({"mapping-watch", "paper-watch", "alert-watch", "deadline-watch", "audit-chain"})
 
 # How often queued audit entries are hash-linked (PostgreSQL; SQLite links them as it writes them).
 AUDIT_CHAIN_S = 1.0
@@ -55,14 +61,16 @@ def _build(kind: str, name: str, adapter_name: str, options: dict[str, Any]) -> 
 class Gateway:
     """One gateway instance: store, sources, destinations, relay."""
 
-    def __init__(self, config: Config, *, store: Store | None = None) -> None:
+    def __init__(self, config: Config, *, store: Store | None = None, clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock  # every component reads time from here: tests move it across working days
         self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.store: Store = store or open_store(
             config.gateway.db,
             sqlite_synchronous=config.gateway.sqlite_synchronous,
             audit_algorithm=config.audit.algorithm,
             audit_mode=config.audit.mode,
+            clock=clock,
             pool_size=config.gateway.pg_pool_size,
         )
         self.router = ConfigRouter(config.routes)
@@ -72,14 +80,17 @@ class Gateway:
         self.relay: Relay | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._mapping_version: int | None = None
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(clock=clock)
         self.alerts = AlertSink(config.alerts, on_fired=lambda a: self.metrics.alerts.labels(a.kind).inc())
         self.alert_watcher: AlertWatcher | None = None
+        self.deadlines: DeadlineTracker | None = None
 
     async def start(self) -> None:
         """Open the store, recover, build adapters, start relay and pollers (in that order)."""
         await self.store.open()
         try:
+            if self.config.deadlines.enabled:
+                self.deadlines = self._deadline_tracker()
             for name, sc in self.config.sources.items():
                 self.sources[name] = _build("sources", name, sc.adapter, sc.adapter_options())
             for name, dc in self.config.destinations.items():
@@ -93,6 +104,7 @@ class Gateway:
             {n: Destination(n, a, self.config.destinations[n]) for n, a in self.destinations.items()},
             owner=self.instance_id,
             observers=(self.metrics, self.alerts),
+            clock=self.clock,
         )
         self._observe()
         await self.relay.recover()
@@ -119,6 +131,12 @@ class Gateway:
             )
             self.pollers.append(poller)
             self._tasks.append(asyncio.create_task(poller.run(), name=f"poller-{name}"))
+        if self.deadlines is not None:
+            # After the pollers exist: default claims wait until each of them has caught up once.
+            self.metrics.read_deadline_risk_with(self.deadlines.risk)
+            self._tasks.append(
+                asyncio.create_task(self.deadlines.run(self.config.deadlines.check_s), name="deadline-watch")
+            )
         log.info(
             "gateway.started",
             instance=self.instance_id,
@@ -146,6 +164,26 @@ class Gateway:
         """Something alert-worthy was just stored: read the chain now rather than at the next interval."""
         if self.alert_watcher is not None:
             self.alert_watcher.wake()
+
+    def _deadline_tracker(self) -> DeadlineTracker:
+        """The closed loop's deadline tracker on this gateway's store, router, mapping, clock and calendar."""
+        settings = self.config.deadlines
+        directory = settings.calendar_dir or default_calendar_dir()
+        destinations = self.config.destinations
+        try:
+            return DeadlineTracker(
+                self.store,  # type: ignore[arg-type]  # both backends implement DeadlineStore
+                settings,
+                router=self.router,
+                calendar_dir=Path(directory),
+                clock=self.clock,
+                mapping=lambda: self.router.mapping,
+                paper_allowed=lambda d: d in destinations and destinations[d].paper_fallback,
+                ready=lambda: all(p.caught_up_once for p in self.pollers),
+                on_ingested=lambda: self.relay.wake() if self.relay else None,
+            )
+        except ScheduleError as exc:
+            raise ConfigError(f"deadlines: a stored holiday schedule is invalid, fix or remove it:\n{exc}") from None
 
     async def refresh_mapping(self) -> int:
         """Load the active mapping version if it changed, then route what it now covers.

@@ -1,5 +1,8 @@
 """Persistence: the store protocol and its backends, chosen by URL."""
 
+import time
+from collections.abc import Callable
+
 from typing import TYPE_CHECKING, TypeAlias
 
 from gateway.store.base import (
@@ -48,14 +51,20 @@ def open_store(
     audit_algorithm: str | None = None,
     audit_mode: str = "metadata",
     pool_size: int = 10,
+    clock: Callable[[], float] = time.time,
 ) -> Store:
     """A store for ``url``: ``postgresql://…`` / ``postgres://…`` (several instances on one database, a pool
-    of at most ``pool_size`` connections), else a file path or ``sqlite:///path`` (one process)."""
+    of at most ``pool_size`` connections), else a file path or ``sqlite:///path`` (one process). ``clock`` is
+    what the store stamps times with (tests inject one to move time without sleeping)."""
     if is_postgres_url(url):
         from gateway.store.postgres import PostgresStore
 
-        return PostgresStore(url, pool_max=pool_size, audit_algorithm=audit_algorithm, audit_mode=audit_mode)
+        return PostgresStore(
+            url, pool_max=pool_size, audit_algorithm=audit_algorithm, audit_mode=audit_mode, clock=clock
+        )
     from gateway.store.sqlite import SQLiteStore
 
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-    return SQLiteStore(path, synchronous=sqlite_synchronous, audit_algorithm=audit_algorithm, audit_mode=audit_mode)
+    return SQLiteStore(
+        path, synchronous=sqlite_synchronous, audit_algorithm=audit_algorithm, audit_mode=audit_mode, clock=clock
+    )

@@ -12,7 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from gateway.store.base import IngestResult, Rejection, Router
+    from schemas import Envelope
 
 __all__ = [
     "DEADLINE_COLUMNS",
@@ -21,6 +25,7 @@ __all__ = [
     "Closing",
     "DeadlineKind",
     "DeadlineOutcome",
+    "DeadlineStore",
     "Opening",
     "closing_filter",
     "closing_outcome",
@@ -198,3 +203,47 @@ def closing_filter(c: Closing) -> tuple[str, tuple[Any, ...]]:
 
 def detail_of(value: Any) -> Mapping[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value or {})
+
+
+class DeadlineStore(Protocol):
+    """What the deadline tracker needs from a store (both backends implement it); each call is one transaction."""
+
+    async def deadline_position(self) -> int: ...
+
+    async def deadline_feed(
+        self, *, after_seq: int, types: Sequence[str], limit: int = 1000
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+    async def record_deadlines(
+        self,
+        opens: Sequence[Opening],
+        closes: Sequence[Closing],
+        *,
+        after_seq: int | None = None,
+        to_seq: int | None = None,
+    ) -> tuple[int, int] | None: ...
+
+    async def open_deadlines(self, *, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    async def redate_deadlines(self, changes: Sequence[tuple[int, str, bool]]) -> int: ...
+
+    async def escalate_to_paper(self, deadline_id: int, delivery_id: int, reason: str) -> bool: ...
+
+    async def closing_messages(
+        self, types: Sequence[str], *, business_key: str | None = None, correlation_id: str | None = None
+    ) -> list[str]: ...
+
+    async def deadlines(
+        self, *, due_from: str | None = None, due_to: str | None = None, correlation_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def ingest_page(
+        self,
+        source: str,
+        envelopes: Sequence[Envelope],
+        rejections: Sequence[Rejection],
+        cursor: str | None,
+        router: Router,
+    ) -> IngestResult: ...
+
+    async def chain_audit(self) -> int: ...

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from factories import envelope
 from gateway.calendar import WorkingDayCalendar, YearSchedule
@@ -27,6 +28,12 @@ ROUTER = ConfigRouter(
         RouteConfig(type="supervision.task.claimed", destinations=["hlwjg"], sources=["shenguan"]),
     ]
 )
+
+
+@pytest.fixture(autouse=True)
+def _logging_to_this_tests_output() -> None:
+    """CLI tests configure structlog onto CliRunner's stream, closed after them; log here instead."""
+    structlog.reset_defaults()
 
 
 def moment(day: date, hour: int = 10, minute: int = 0) -> float:
