@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Self
 
 import httpx
 import structlog
+from sqlalchemy.engine import make_url
 
 from adapters.base import Capabilities, Direction, PollPage, RawRecord, RecordOutcome
 from adapters.errors import DecodeError
@@ -104,7 +105,8 @@ class MappedAdapter:
         except ImportError as exc:  # the URL names a DB driver that is not installed
             raise ValueError(f"{adapter}: option 'url': the database driver is not installed ({exc})") from None
         except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends: a URL it cannot use
-            raise ValueError(f"{adapter}: option 'url' cannot be used: {type(exc).__name__}: {exc}") from None
+            detail = str(exc).replace(url, _shown_url(url))  # never echo a password from the URL
+            raise ValueError(f"{adapter}: option 'url' cannot be used: {type(exc).__name__}: {detail}") from None
 
     async def aclose(self) -> None:
         if self._table is not None:
@@ -145,6 +147,14 @@ class MappedAdapter:
         except Exception as exc:  # the poller's wording for an adapter bug, so both marks read alike
             return f"adapter {self.name!r} failed to decode: {type(exc).__name__}: {exc}"
         return None
+
+
+def _shown_url(url: str) -> str:
+    """The URL with its password hidden, for messages; a string that is no URL at all is not shown."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<not a database URL>"
 
 
 def _str_table(options: Mapping[str, Any], key: str, *, adapter: str) -> dict[str, str]:

@@ -197,6 +197,9 @@ def test_adapter_options_are_checked() -> None:
         SpecialtyAdapter.from_config("gcjs", {})
     with pytest.raises(ValueError, match=r"option 'url' cannot be used"):
         SpecialtyAdapter.from_config("gcjs", {"url": "not a url"})
+    with pytest.raises(ValueError, match=r"option 'url' cannot be used: NoSuchModuleError") as caught:
+        SpecialtyAdapter.from_config("gcjs", {"url": "nosuchdb://reader:s3cret-pw@exchange/qzk"})
+    assert "s3cret-pw" not in str(caught.value)
     with pytest.raises(ValueError, match=r"database driver is not installed"):
         SpecialtyAdapter.from_config("gcjs", {"url": "mssql+pymssql://u@h/db"})
     with pytest.raises(ValueError, match=r"option 'engine_options' must be a table"):
