@@ -276,3 +276,28 @@ async def test_per_region_claim_periods(store, clock, tmp_path, region: str, due
     settings = DeadlineSettings.model_validate({"regions": {"320700": {"claim_days": 3}}})
     await tracker(store, clock, tmp_path, settings=settings).tick()
     assert (await by_kind(store))["claim"]["due_on"] == due
+
+
+async def test_calendar_load_on_the_command_line_is_picked_up_by_the_next_tick(store, clock, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    last_day = date(2026, 12, 31)
+    clock.now = moment(last_day)
+    await store.ingest_page("zwfw", [approval(last_day)], [], "1", ROUTER)
+    await deliver(store)
+    t = tracker(store, clock, tmp_path)
+    await t.tick()
+    schedule = tmp_path / "2027.toml"
+    schedule.write_text(
+        'year = 2027\nsource = "国务院办公厅关于2027年部分节假日安排的通知"\n'
+        "holidays = [2027-01-01, 2027-01-02, 2027-01-03]\nworkdays = []\n",
+        encoding="utf-8",
+    )
+    loaded = CliRunner().invoke(app, ["calendar", "load", str(schedule), "--dir", str(tmp_path / "calendar")])
+    assert loaded.exit_code == 0, loaded.output
+    structlog.reset_defaults()  # `calendar load` configured logging onto the runner's stream
+    assert (await t.tick()).redated == 3
+    task = (await by_kind(store))["claim"]
+    assert (task["due_on"], task["estimated"]) == ("2027-01-05", False)
