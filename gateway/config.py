@@ -273,6 +273,10 @@ class DeadlineSettings(BaseModel):
         default=None,
         description="destinations whose receipt of an approval means a task exists [default: any with a remote id]",
     )
+    credit_destinations: list[str] = Field(
+        default=[],
+        description="公共信用信息平台 destinations: approvals sent there are 双公示 records, due in credit_days",
+    )
     regions: dict[str, RegionDeadlines] = Field(default={}, description='[deadlines.regions."320500"] claim_days = 3')
 
     @model_validator(mode="after")

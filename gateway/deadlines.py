@@ -98,6 +98,7 @@ class Rule:
     window: bool = False
     plus: str | None = None
     when: Callable[[Envelope], bool] = field(default=lambda _env: True, compare=False)
+    to: Literal["any", "credit", "other"] = "any"  # routed rules: which destinations (``credit_destinations``)
 
     def active(self, known: Iterable[str]) -> bool:
         """Whether the canonical model has every event type this rule needs (else it waits for them)."""
@@ -115,7 +116,9 @@ def _granted(env: Envelope) -> bool:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule(DeadlineKind.push, "routed", (APPROVAL,), "push_days"),
+    Rule(DeadlineKind.push, "routed", (APPROVAL,), "push_days", to="other"),
+    # An approval sent to the credit platform is a 双公示 record (行政许可): 7 working days, not "immediately".
+    Rule(DeadlineKind.credit, "routed", (APPROVAL,), "credit_days", when=_granted, to="credit"),
     Rule(DeadlineKind.claim, "delivered", (APPROVAL,), "claim_days", closed_by=(CLAIM,), match="subject"),
     Rule(DeadlineKind.commitment, "accepted", (APPROVAL,), "commitment_period_days", window=True, when=_commitment),
     Rule(
@@ -323,7 +326,10 @@ def openings_for_routed(
         if rule.trigger != "routed" or env.type not in rule.opened_by or not rule.when(env):
             continue
         ctx = _context(env, policy)
+        credit = set(policy.settings.credit_destinations)
         for delivery_id, destination in deliveries:
+            if (rule.to == "credit" and destination not in credit) or (rule.to == "other" and destination in credit):
+                continue
             out.append(
                 _opening(
                     rule,

@@ -38,6 +38,7 @@ MEASURES: dict[str, str] = {
     DeadlineKind.claim.value: "claims (认领)",
     DeadlineKind.result.value: "results (监管结果)",
     DeadlineKind.feedback.value: "feedback (反馈)",
+    DeadlineKind.credit.value: "双公示 records (信用公示)",
 }
 
 

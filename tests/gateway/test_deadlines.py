@@ -223,3 +223,16 @@ def test_default_claim_is_deterministic_and_dated_when_the_deadline_ran_out() ->
     assert payload.claimed_at == datetime(2026, 11, 24, tzinfo=CST) and local_date(payload.claimed_at).weekday() == 1
     assert (env.source, env.correlation_id, env.causation_id) == ("shenguan", "320700261121000012345", "m-1")
     assert default_claim(dict(deadline)).id == env.id, "recorded twice, it is one fact"
+
+
+def test_an_approval_sent_to_the_credit_platform_is_due_in_seven_working_days(calendar: WorkingDayCalendar) -> None:
+    env = decided(datetime(2026, 9, 30, 10, tzinfo=CST))
+    policy = Policy(settings(credit_destinations=["credit"]))
+    opens = openings_for_routed(env, [(1, "hlwjg"), (2, "credit")], policy, calendar, RULES)
+    assert [(o.kind, o.subject, o.working_days) for o in opens] == [
+        (DeadlineKind.push, "hlwjg", 1),
+        (DeadlineKind.credit, "credit", 7),
+    ]
+    assert opens[1].due_on == date(2026, 10, 15), "双公示: Oct 8, 9, 10 (调休), 12, 13, 14, 15"
+    refused = decided(datetime(2026, 9, 30, 10, tzinfo=CST), result="rejected", certificate=None)
+    assert [o.kind for o in openings_for_routed(refused, [(2, "credit")], policy, calendar, RULES)] == []
