@@ -9,7 +9,9 @@ Commands:
 
 Schedules live in ``--dir``, by default ``$SHENGUAN_STATE_DIR/calendar`` or else ``./.shenguan/calendar``.
 ``add`` and ``between`` read the same directory, so a schedule loaded once is used from then on; a missing
-directory simply means "packaged data only". Mistakes (a bad date, an invalid schedule) exit with code 2 and an
+directory simply means "packaged data only". A running ``shenguan serve`` reading the same directory (its
+``[deadlines] calendar_dir``) notices a loaded schedule at its next deadline check and recomputes every open
+deadline, so estimated due dates become exact; so does the next start. Mistakes (a bad date, an invalid schedule) exit with code 2 and an
 ``error: ...`` line on stderr, never a traceback.
 """
 
