@@ -11,8 +11,10 @@ Schedules live in ``--dir``, by default ``$SHENGUAN_STATE_DIR/calendar`` or else
 ``add`` and ``between`` read the same directory, so a schedule loaded once is used from then on; a missing
 directory simply means "packaged data only". A running ``shenguan serve`` reading the same directory (its
 ``[deadlines] calendar_dir``) notices a loaded schedule at its next deadline check and recomputes every open
-deadline, so estimated due dates become exact; so does the next start. Mistakes (a bad date, an invalid schedule) exit with code 2 and an
-``error: ...`` line on stderr, never a traceback.
+deadline, so estimated due dates become exact; so does the next start.
+
+Mistakes (a bad date, an invalid schedule) exit with code 2 and an ``error: ...`` line on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
