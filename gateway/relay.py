@@ -11,7 +11,10 @@ destination's capabilities — the only place that knows the retry policy:
   first if it can answer; else ``uncertain`` for an operator. Never a blind resend.
 
 Outcomes are queued and written in groups (one commit for many attempts), each guarded by the lease
-it was made under. Recovery of leases left by a previous process must finish before ``run`` starts.
+it was made under. For receivers that honour the idempotency key, leases are taken ahead in the same
+spirit: up to ``concurrency`` deliveries beyond those in flight, refilled when half of them have started,
+so that one lease transaction serves several attempts (see ``_single_round``). Recovery of leases left by
+a previous process must finish before ``run`` starts.
 
 A destination whose adapter takes batches (``capabilities.max_batch_size > 1``) is leased up to
 ``batch_size`` records at a time; a batch is sent when full or when its first record has waited
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, cast
@@ -47,7 +51,7 @@ from adapters import (
     PermanentError,
     RetryableError,
 )
-from gateway.breaker import CircuitBreaker
+from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.config import DestinationConfig
 from gateway.store.base import DeliveryState, LeasedDelivery, Outcome, Store
 from schemas import Classification, Envelope
@@ -68,6 +72,7 @@ class Destination:
     inflight: int = 0  # attempts in flight; batches, for a batching destination
     forming: list[LeasedDelivery] = field(default_factory=list)  # leased, waiting for their batch to fill
     forming_since: float | None = None  # when the first record of the forming batch was leased
+    ready: deque[LeasedDelivery] = field(default_factory=deque)  # leased ahead, started as slots free up
 
     def __post_init__(self) -> None:
         self.breaker = CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
@@ -204,6 +209,7 @@ class Relay:
                         await asyncio.wait_for(self._wake.wait(), self._idle_wait_s())
         finally:
             self._flush_batches()  # a graceful stop sends what was leased rather than leaving it in flight
+            self._flush_ready()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._outcomes.join()
@@ -225,21 +231,61 @@ class Relay:
         for dest in self._dests.values():
             if dest.batching:
                 started += await self._batch_round(dest)
-                continue
-            free = dest.breaker.allowance(dest.config.concurrency - dest.inflight)
-            if free <= 0:
-                continue
-            leased = await self._store.lease_due(
-                owner=self._owner, destination=dest.name, limit=free, lease_s=dest.config.lease_s
-            )
-            for row in leased:
-                dest.inflight += 1
-                dest.breaker.record_started()
-                task = asyncio.create_task(self._attempt(dest, row))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            started += len(leased)
+            else:
+                started += await self._single_round(dest)
         return started
+
+    async def _single_round(self, dest: Destination) -> int:
+        """Start reserved deliveries in the free slots, lease more when needed; returns how many were started
+        or leased.
+
+        Why a reserve: every lease is a transaction, and with ``synchronous=FULL`` every transaction is an
+        fsync on the store's single thread. Leasing one delivery per freed slot made leases about half of
+        all transactions and left attempts waiting behind them (docs/benchmarks.md). So, while the breaker
+        is closed, a lease takes the free slots plus a reserve of up to ``concurrency`` more, and the next
+        lease waits until half the reserve has started.
+
+        Only for receivers that honour the idempotency key (recovery policy ``resend``): a reserved
+        delivery is in flight as far as the store knows, so a crash before it was sent brings it back as
+        pending — harmless for them, but a status query or an operator's decision (``uncertain``) for the
+        others, who therefore lease per free slot. Reserved deliveries start only as the breaker allows
+        (the half-open probe included); one left leased at a stop is recovered like any in-flight lease.
+        """
+        started = self._start_ready(dest)
+        concurrency = dest.config.concurrency
+        free = concurrency - dest.inflight
+        want = 0
+        if dest.recovery_policy == "resend" and dest.breaker.state == BreakerState.closed:
+            if len(dest.ready) <= concurrency // 2:
+                want = free + concurrency - len(dest.ready)
+        elif not dest.ready:
+            want = dest.breaker.allowance(free)
+        if want > 0:
+            leased = await self._store.lease_due(
+                owner=self._owner, destination=dest.name, limit=want, lease_s=dest.config.lease_s
+            )
+            dest.ready.extend(leased)
+            started += len(leased) + self._start_ready(dest)
+        return started
+
+    def _start_ready(self, dest: Destination, *, stopping: bool = False) -> int:
+        """Start reserved deliveries in the free slots (at a stop: all of them), as the breaker allows."""
+        limit = len(dest.ready) if stopping else dest.config.concurrency - dest.inflight
+        count = 0
+        for _ in range(dest.breaker.allowance(min(limit, len(dest.ready)))):
+            row = dest.ready.popleft()
+            dest.inflight += 1
+            dest.breaker.record_started()
+            task = asyncio.create_task(self._attempt(dest, row))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            count += 1
+        return count
+
+    def _flush_ready(self) -> None:
+        """At a graceful stop, attempt what was reserved rather than leave it in flight until recovery."""
+        for dest in self._dests.values():
+            self._start_ready(dest, stopping=True)
 
     async def _attempt(self, dest: Destination, row: LeasedDelivery) -> None:
         started_at = self._clock()
