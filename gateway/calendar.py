@@ -326,6 +326,14 @@ def _packaged_covers(year: int) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=8192)
+def _packaged_is_workday(day: date) -> bool:
+    """``chinesecalendar``'s answer for one day, memoised: the packaged data never changes in a process, and the
+    library re-validates the date against its whole table on every call (tens of µs; a deadline counts dozens
+    of days and the tracker thousands of deadlines)."""
+    return bool(chinese_calendar.is_workday(day))
+
+
 class WorkingDayCalendar:
     """Working days under the packaged schedules plus any the operator loaded; see the module docstring.
 
@@ -415,7 +423,7 @@ class WorkingDayCalendar:
         if schedule is not None:
             return schedule.is_working_day(day), False
         if _packaged_covers(day.year):
-            return bool(chinese_calendar.is_workday(day)), False
+            return _packaged_is_workday(day), False
         self._note_estimated(day.year)
         return day.weekday() < 5, True
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+import structlog
 
 from factories import envelope
 from gateway.calendar import WorkingDayCalendar, YearSchedule
@@ -30,6 +31,12 @@ from schemas import ClaimMode, Envelope, SupervisionTaskClaimed
 
 CST = timezone(timedelta(hours=8))
 ITEM = "11320700MB123456794000117001"
+
+
+@pytest.fixture(autouse=True)
+def _logging_to_this_tests_output() -> None:
+    """CLI tests configure structlog onto CliRunner's stream, closed after them; log here instead."""
+    structlog.reset_defaults()
 
 
 @pytest.fixture
