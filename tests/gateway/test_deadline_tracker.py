@@ -205,6 +205,7 @@ async def test_a_failing_push_at_risk_goes_to_paper_where_allowed(store, clock, 
     clock.now = moment(date(2026, 11, 19), 9)
     summary = await t.tick()
     assert (summary.at_risk, summary.escalated) == (1, 0), "at risk, but this destination has no paper fallback"
+    assert await t.risk() == {("push",): 1.0}, "the /metrics gauge shenguan_deadlines_at_risk{kind}"
     allowed.add("hlwjg")
     summary = await t.tick()
     assert summary.escalated == 1
