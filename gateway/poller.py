@@ -18,7 +18,7 @@ import structlog
 
 from adapters import AdapterError, DecodeError, PollPage, RawRecord, RecordOutcome, SourceAdapter
 from gateway.config import SourceConfig
-from gateway.store.base import IngestResult, Rejection, Router, SourceNotOwnedError, Store
+from gateway.store.base import IngestResult, Rejection, Router, SourceNotOwnedError, Store, StoreUnavailableError
 from schemas import Envelope
 
 __all__ = ["SourcePoller", "decode_records", "raw_text"]
@@ -127,7 +127,15 @@ class SourcePoller:
         self._owned = owned
         return owned
 
+    async def _store_down(self, exc: StoreUnavailableError) -> None:
+        """The store is unreachable: wait (doubling, up to ``error_backoff_max_s``) and let the loop retry."""
+        self.caught_up = False
+        log.warning("poller.store_unavailable", source=self.name, error=str(exc), retry_in_s=self._store_backoff)
+        await self._sleep(self._store_backoff)
+        self._store_backoff = min(self._store_backoff * 2, self.config.error_backoff_max_s)
+
     async def _run(self) -> None:
+        self._store_backoff = self.config.poll_interval_s
         cursor: str | None = None
         backoff = self.config.poll_interval_s
         standby_s = min(self.config.poll_interval_s, self._lease_s / 3)
@@ -140,7 +148,12 @@ class SourcePoller:
                 continue
             if not was_owner:
                 # Read after the claim: every page the previous owner committed is behind this cursor.
-                cursor = await self._store.get_cursor(self.name)
+                try:
+                    cursor = await self._store.get_cursor(self.name)
+                except StoreUnavailableError as exc:
+                    self._owned = False  # read the cursor again before polling
+                    await self._store_down(exc)
+                    continue
             try:
                 page = await self.adapter.poll(cursor, self.config.page_size)
             except AdapterError as exc:
@@ -164,6 +177,11 @@ class SourcePoller:
                 log.warning("poller.page_discarded", source=self.name, reason=str(exc))
                 self._owned = False
                 continue
+            except StoreUnavailableError as exc:
+                # Nothing of the page was stored: it is read again from the same cursor once the store is back.
+                await self._store_down(exc)
+                continue
+            self._store_backoff = self.config.poll_interval_s
             if page.records:
                 await self._acknowledge(page, outcomes)
             self.pages += 1

@@ -53,7 +53,7 @@ from adapters import (
 )
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.config import DestinationConfig
-from gateway.store.base import DeliveryState, LeasedDelivery, Outcome, Store
+from gateway.store.base import DeliveryState, LeasedDelivery, Outcome, Store, StoreUnavailableError
 from schemas import Classification, Envelope
 
 __all__ = ["Destination", "Relay", "RelayObserver"]
@@ -128,6 +128,7 @@ class Relay:
     #: How often to look for leases that expired in other instances (dead or hung) and take them over.
     takeover_s = 2.0
     _next_takeover = 0.0
+    _store_backoff = 0.25
 
     def __init__(
         self,
@@ -202,7 +203,15 @@ class Relay:
         try:
             while not self._stopping:
                 await self._take_over_expired()
-                started = await self._lease_round()
+                try:
+                    started = await self._lease_round()
+                except StoreUnavailableError as exc:
+                    # Nothing was leased; attempts in flight go on and their outcomes wait in the queue.
+                    log.warning("relay.store_unavailable", error=str(exc), retry_in_s=self._store_backoff)
+                    await asyncio.sleep(self._store_backoff)
+                    self._store_backoff = min(self._store_backoff * 2, 5.0)
+                    continue
+                self._store_backoff = self._idle_s
                 if not started:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):

@@ -38,6 +38,7 @@ __all__ = [
     "SourceNotOwnedError",
     "StateConflictError",
     "Store",
+    "StoreUnavailableError",
     "idempotency_key",
 ]
 
@@ -136,6 +137,14 @@ class Outcome:
     next_attempt_at: float | None = None
     verify_first: bool = False
     started_at: float | None = None
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store cannot be reached right now (a database server restarting or failing over, a pool timeout).
+
+    Nothing of the operation was committed. Pollers and the relay wait and try again rather than stop:
+    a page is read again from the same cursor, a lease round is simply repeated.
+    """
 
 
 class SourceNotOwnedError(RuntimeError):

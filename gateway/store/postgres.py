@@ -30,11 +30,12 @@ them after their second use; connections come from one pool per store, never one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -57,6 +58,7 @@ from gateway.store.base import (
     Route,
     Router,
     SourceNotOwnedError,
+    StoreUnavailableError,
     idempotency_key,
 )
 from gateway.store.common import (
@@ -311,10 +313,6 @@ MIGRATIONS: list[Migration[str]] = [
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
-class StoreUnavailableError(RuntimeError):
-    """The PostgreSQL server cannot be reached or refused the connection; the message says why."""
-
-
 class StoreMissingError(RuntimeError):
     """The database holds no shenguan store, and the caller asked not to create one."""
 
@@ -433,15 +431,29 @@ class PostgresStore:
                 if attempt == 5:
                     raise
                 await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+            except psycopg.OperationalError as exc:  # connection lost, server restarting, pool timeout
+                raise self._unavailable(exc) from exc
         raise AssertionError("unreachable")
 
+    def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        return StoreUnavailableError(f"PostgreSQL at {redact(self.url)}: {type(exc).__name__}: {exc}".strip())
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection for reads; losing the server is ``StoreUnavailableError``, as in ``_tx``."""
+        try:
+            async with self._require_pool().connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(exc) from exc
+
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._require_pool().connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
 
     async def _fetch_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        async with self._require_pool().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(sql, params)
             return await cur.fetchall()
 
@@ -1299,7 +1311,7 @@ class PostgresStore:
     # -- reporting --------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, object]:
-        async with self._require_pool().connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM rejected), "
                 "(SELECT COUNT(*) FROM suppressions), (SELECT COUNT(*) FROM messages WHERE NOT routed)"
