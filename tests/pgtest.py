@@ -21,7 +21,16 @@ import pytest
 
 ADMIN_URL = os.environ.get("SHENGUAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-__all__ = ["ADMIN_URL", "create_database", "drop_database", "pg_database", "pg_url", "require_pg", "with_schema"]
+__all__ = [
+    "ADMIN_URL",
+    "create_database",
+    "drop_database",
+    "drop_stale_databases",
+    "pg_database",
+    "pg_url",
+    "require_pg",
+    "with_schema",
+]
 
 
 def _probe() -> str | None:
@@ -57,6 +66,32 @@ def create_database(prefix: str = "shenguan_t") -> str:
     return _url_for(name)
 
 
+def drop_stale_databases(prefixes: tuple[str, ...] = ("shenguan_t", "shenguan_e2e")) -> None:
+    """Drop test databases left by test runs that were killed before their clean-up (their process is gone).
+
+    Names carry the creating process's id; only a local server's are judged, where that id means something.
+    """
+    if urlsplit(ADMIN_URL).hostname not in ("127.0.0.1", "localhost", "::1", None):
+        return
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname ~ '^shenguan_[a-z0-9]+_[0-9]+_'")
+        names = [r[0] for r in rows]
+        for name in names:
+            prefix, pid = name.rsplit("_", 2)[:2]
+            if prefix in prefixes and pid.isdigit() and not _alive(int(pid)):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def drop_database(url: str) -> None:
     name = urlsplit(url).path.lstrip("/")
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
@@ -73,6 +108,7 @@ def with_schema(url: str, schema: str) -> str:
 def pg_database() -> Iterator[str]:
     """The URL of a database created for this test session and dropped after it."""
     require_pg()
+    drop_stale_databases()
     url = create_database()
     try:
         yield url
