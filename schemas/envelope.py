@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from schemas.identifiers import RegionCode
 
@@ -82,6 +82,13 @@ def payload_model(event_type: str) -> type[EventPayload]:
         raise ValueError(f"unknown event type {event_type!r}") from None
 
 
+# Where an envelope keeps the payload model it validated: an entry of the instance ``__dict__`` that is not a
+# field, which pydantic leaves out of equality and serialisation (as it does for ``functools.cached_property``).
+_TYPED = "_shenguan_typed_payload"
+# Validation context key by which ``wrap`` hands over the payload it built ``data`` and the hash from.
+_WRAPPED = "_shenguan_wrapped_payload"
+
+
 def content_hash(data: dict[str, Any]) -> str:
     """SHA-256 of the normalised payload: sorted keys, compact separators, UTF-8."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -111,11 +118,22 @@ class Envelope(BaseModel):
     data: dict[str, Any]
 
     @model_validator(mode="after")
-    def _payload_matches_type(self) -> Self:
-        model = payload_model(self.type)
-        model.model_validate(self.data)
-        if content_hash(self.data) != self.content_hash:
-            raise ValueError("content_hash does not match data")
+    def _payload_matches_type(self, info: ValidationInfo) -> Self:
+        """``data`` must be a valid payload of ``type`` and hash to ``content_hash``; the payload model is kept.
+
+        Keeping it is what makes ``payload()`` free for the adapter that encodes the envelope right after it
+        was loaded, and ``wrap`` skips both checks because it derived ``data`` and the hash from a payload
+        model that was validated already: on the relay's hot path each envelope used to be validated three
+        or four times over (docs/benchmarks.md).
+        """
+        wrapped = info.context.get(_WRAPPED) if isinstance(info.context, dict) else None
+        if isinstance(wrapped, EventPayload) and wrapped.event_type == self.type:
+            typed = wrapped
+        else:
+            typed = payload_model(self.type).model_validate(self.data)
+            if content_hash(self.data) != self.content_hash:
+                raise ValueError("content_hash does not match data")
+        self.__dict__[_TYPED] = (self.type, self.data, typed)
         return self
 
     @classmethod
@@ -138,25 +156,29 @@ class Envelope(BaseModel):
         key = payload.business_key()
         event_type = payload.event_type
         ident = uuid.uuid5(_ID_NAMESPACE, f"{source}|{event_type}|{key}|{revision}|{digest}")
-        return cls(
-            id=str(ident),
-            source=source,
-            type=event_type,
-            subject=subject or key,
-            time=time or payload.business_time() or _missing_time(event_type),
-            dataschema=f"urn:shenguan:schema:{SCHEMA_VERSION}:{event_type}",
-            business_key=key,
-            revision=revision,
-            content_hash=digest,
-            classification=classification,
-            region=region,
-            correlation_id=correlation_id or key,
-            causation_id=causation_id,
-            data=data,
-        )
+        fields = {
+            "id": str(ident),
+            "source": source,
+            "type": event_type,
+            "subject": subject or key,
+            "time": time or payload.business_time() or _missing_time(event_type),
+            "dataschema": f"urn:shenguan:schema:{SCHEMA_VERSION}:{event_type}",
+            "business_key": key,
+            "revision": revision,
+            "content_hash": digest,
+            "classification": classification,
+            "region": region,
+            "correlation_id": correlation_id or key,
+            "causation_id": causation_id,
+            "data": data,
+        }
+        return cls.model_validate(fields, context={_WRAPPED: payload})
 
     def payload(self) -> EventPayload:
-        """The typed payload."""
+        """The typed payload: the model validated with the envelope, unless ``data`` was replaced since."""
+        typed = self.__dict__.get(_TYPED)
+        if typed is not None and typed[0] == self.type and typed[1] is self.data:
+            return typed[2]  # type: ignore[no-any-return]
         return payload_model(self.type).model_validate(self.data)
 
 

@@ -1,0 +1,70 @@
+"""An envelope validates its payload once and keeps the model (a hot-path measure, docs/benchmarks.md).
+
+What must not change with it: equality, serialisation, and that a load still checks the payload and the hash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from factories import approval
+from schemas import ApprovalDecided, Envelope
+
+
+@pytest.fixture
+def validations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ``ApprovalDecided.model_validate`` call from here on."""
+    calls: list[Any] = []
+    original = ApprovalDecided.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[ApprovalDecided], obj: Any, *args: Any, **kwargs: Any) -> ApprovalDecided:
+        calls.append(obj)
+        return original(cls, obj, *args, **kwargs)
+
+    monkeypatch.setattr(ApprovalDecided, "model_validate", classmethod(counting))
+    return calls
+
+
+def test_wrap_does_not_validate_the_payload_model_it_was_given_again(validations: list[Any]) -> None:
+    payload = approval()
+    validations.clear()  # the factory's own validation
+    env = Envelope.wrap(payload, source="zwfw")
+    assert validations == []
+    assert env.payload() is payload
+
+
+def test_a_load_validates_once_and_payload_then_costs_nothing(validations: list[Any]) -> None:
+    env = Envelope.wrap(approval(), source="zwfw")
+    validations.clear()
+    loaded = Envelope.model_validate_json(env.model_dump_json())
+    assert len(validations) == 1
+    assert loaded.payload() == env.payload() and len(validations) == 1
+    assert loaded == env, "the kept model is not part of equality"
+
+
+def test_the_kept_model_is_never_serialised() -> None:
+    env = Envelope.wrap(approval(), source="zwfw")
+    assert "_shenguan" not in env.model_dump_json()
+    assert set(env.model_dump()) == set(Envelope.model_fields)
+
+
+def test_replaced_data_is_validated_afresh() -> None:
+    env = Envelope.wrap(approval(), source="zwfw")
+    other = approval("320700261121000099999").model_dump(mode="json")
+    copied = env.model_copy(update={"data": other})
+    assert copied.payload().case_no == "320700261121000099999"
+    assert env.model_copy(update={"revision": 2}).payload() is env.payload(), "same data, same model"
+
+
+def test_a_load_still_refuses_a_bad_payload_or_hash() -> None:
+    env = Envelope.wrap(approval(), source="zwfw")
+    wrong_hash = env.model_dump(mode="json") | {"content_hash": "0" * 64}
+    with pytest.raises(ValidationError, match="content_hash does not match data"):
+        Envelope.model_validate(wrong_hash)
+    bad_payload = env.model_dump(mode="json")
+    bad_payload["data"] = {**bad_payload["data"], "case_no": ""}
+    with pytest.raises(ValidationError):
+        Envelope.model_validate(bad_payload)
