@@ -5,7 +5,8 @@ Attribute names are CloudEvents 1.0's (``id``, ``source``, ``type``, ``subject``
 are what exactly-once relaying needs: the natural key of the business fact (``business_key``), which
 version of it this is (``revision``), a hash of its normalised content (``content_hash``), who may see it
 (``classification``), where it belongs (``region``) and which approval's closed loop it is part of
-(``correlation_id``, ``causation_id``).
+(``correlation_id``, ``causation_id``). A message relayed between gateways (city → province) also
+says which gateways it left on the way (``via``): the same id, key, revision and hash at every hop.
 
 The envelope id is derived, not random: the same native record decoded twice (a re-read page after a
 crash, a retried push) yields the same id, which is what lets every layer below be idempotent.
@@ -18,7 +19,7 @@ import json
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -115,6 +116,12 @@ class Envelope(BaseModel):
     region: RegionCode | None = None
     correlation_id: str = Field(min_length=1, description="Ties every message of one approval's loop")
     causation_id: str | None = None
+    via: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field(
+        default=(),
+        max_length=64,
+        description="Gateways this message left on its way here, oldest first: set by the shenguan peer adapter "
+        "(adapters.peer) at each hop, read by the next one to refuse loops and over-long chains",
+    )
     data: dict[str, Any]
 
     @model_validator(mode="after")
