@@ -2,7 +2,6 @@
 
 import time
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING, TypeAlias
 
 from gateway.store.base import (
