@@ -153,7 +153,7 @@ RULES: tuple[Rule, ...] = (
         closed_by=("approval.feedback.sent",),
     ),
     Rule(DeadlineKind.guidance, "accepted", ("guidance.requested",), "guidance_days", closed_by=("guidance.answered",)),
-    Rule(DeadlineKind.credit, "routed", ("credit.license.published",), "credit_days", when=_granted),
+    Rule(DeadlineKind.credit, "routed", ("credit.license.published",), "credit_days"),
     Rule(DeadlineKind.credit, "routed", ("credit.penalty.published",), "credit_days"),
 )
 

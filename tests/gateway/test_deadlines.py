@@ -243,3 +243,8 @@ def test_an_approval_sent_to_the_credit_platform_is_due_in_seven_working_days(ca
     assert opens[1].due_on == date(2026, 10, 15), "双公示: Oct 8, 9, 10 (调休), 12, 13, 14, 15"
     refused = decided(datetime(2026, 9, 30, 10, tzinfo=CST), result="rejected", certificate=None)
     assert [o.kind for o in openings_for_routed(refused, [(2, "credit")], policy, calendar, RULES)] == []
+
+
+def test_credit_records_of_their_own_type_are_due_in_seven_working_days() -> None:
+    kinds = {(r.kind, r.opened_by) for r in active_rules(RULES, {"credit.license.published", "approval.decided"})}
+    assert (DeadlineKind.credit, ("credit.license.published",)) in kinds
