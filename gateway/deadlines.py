@@ -115,6 +115,10 @@ def _granted(env: Envelope) -> bool:
     return env.data.get("result") == "granted"
 
 
+def _license_action(env: Envelope) -> bool:
+    return env.data.get("license_action") not in (None, "none")
+
+
 RULES: tuple[Rule, ...] = (
     Rule(DeadlineKind.push, "routed", (APPROVAL,), "push_days", to="other"),
     # An approval sent to the credit platform is a 双公示 record (行政许可): 7 working days, not "immediately".
@@ -152,9 +156,20 @@ RULES: tuple[Rule, ...] = (
         "feedback_days",
         closed_by=("approval.feedback.sent",),
     ),
+    # A result that asks for the licence to change (变更, 暂扣, 撤销) must be handled and answered like an advice.
+    Rule(
+        DeadlineKind.feedback,
+        "accepted",
+        ("supervision.result.reported",),
+        "feedback_days",
+        closed_by=("approval.feedback.sent",),
+        when=_license_action,
+    ),
     Rule(DeadlineKind.guidance, "accepted", ("guidance.requested",), "guidance_days", closed_by=("guidance.answered",)),
     Rule(DeadlineKind.credit, "routed", ("credit.license.published",), "credit_days"),
     Rule(DeadlineKind.credit, "routed", ("credit.penalty.published",), "credit_days"),
+    Rule(DeadlineKind.credit, "routed", ("credit.commitment.published",), "credit_days"),  # 告知承诺书
+    Rule(DeadlineKind.credit, "routed", ("credit.fulfilment.published",), "credit_days"),  # 履约践诺
 )
 
 

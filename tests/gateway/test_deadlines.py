@@ -92,8 +92,10 @@ def test_claim_period_precedence_mapping_then_county_city_province_then_default(
 def test_rules_wait_for_their_event_types() -> None:
     kinds = {r.kind for r in active_rules()}
     assert {DeadlineKind.push, DeadlineKind.claim, DeadlineKind.commitment, DeadlineKind.revocation_advice} <= kinds
-    assert DeadlineKind.result not in kinds and DeadlineKind.feedback not in kinds, "no such events exist yet"
-    later = {"approval.decided", "supervision.inspection.reported", "supervision.result.reported"}
+    assert kinds == {r.kind for r in RULES}, "every event type of DESIGN §2.2 exists now: every rule is active"
+    earlier = {"approval.decided", "supervision.task.claimed"}
+    assert DeadlineKind.result not in {r.kind for r in active_rules(RULES, earlier)}, "a rule waits for its types"
+    later = earlier | {"supervision.inspection.reported", "supervision.result.reported"}
     assert DeadlineKind.result in {r.kind for r in active_rules(RULES, later)}, "adding the event types is enough"
 
 

@@ -98,8 +98,10 @@ async def test_counts_and_rates_over_the_decided_deadlines(db: Path) -> None:
         "total": 4, "on_time": 1, "late": 1, "default": 1, "pending": 1,
     }  # fmt: skip
     assert (claim["on_time_rate"], claim["default_rate"]) == (round(1 / 3, 4), round(1 / 3, 4))
-    assert report["measures"]["result"] == {"label": "results (监管结果)", "tracked": False}
+    assert report["measures"]["result"] == {"label": "results (监管结果)", "tracked": True}
     assert report["total"]["result"]["on_time_rate"] is None, "nothing decided: no rate, not 0 %"
+    earlier = timeliness(await rows(db), known_types={"approval.decided", "supervision.task.claimed"}, **NOV)
+    assert earlier.as_dict()["measures"]["result"]["tracked"] is False, "a measure without its event types"
 
 
 async def test_grouped_by_department_region_and_item(db: Path) -> None:
@@ -119,7 +121,9 @@ async def test_grouped_by_department_region_and_item(db: Path) -> None:
 async def test_text_and_csv_renderings(db: Path) -> None:
     report = timeliness(await rows(db), by="region", **NOV)
     text = render_text(report)
-    assert "claims (认领)" in text and "not tracked yet" in text and "33.3%" in text
+    assert "claims (认领)" in text and "results (监管结果)" in text and "33.3%" in text
+    earlier = timeliness(await rows(db), by="region", known_types={"approval.decided"}, **NOV)
+    assert "results (监管结果): not tracked yet" in render_text(earlier)
     table = list(csv.DictReader(io.StringIO(render_csv(report))))
     total_claims = next(r for r in table if r["group"] == "*" and r["measure"] == "claim")
     assert (total_claims["default_claimed"], total_claims["on_time_rate"]) == ("1", str(round(1 / 3, 4)))
