@@ -37,12 +37,13 @@ from pydantic import ValidationError
 
 from adapters.errors import DecodeError
 from adapters.masking import mask_text
-from schemas import SCHEMA_VERSION, Classification, Envelope, describe_validation_error
+from schemas import SCHEMA_VERSION, Classification, Envelope, describe_validation_error, event_types, payload_model
 
 __all__ = ["decode_envelope", "dumps", "encode_envelope", "encoded_size"]
 
 # Optional attributes for which a blank value means "absent" (CloudEvents: if present, non-empty).
 _BLANK_IS_ABSENT = ("subject", "dataschema", "region", "causation_id")
+MAX_REVISION = 2**31 - 1
 _DATASCHEMA = re.compile(r"^urn:shenguan:schema:(?P<version>[^:]+):(?P<type>.+)$")
 
 
@@ -66,20 +67,39 @@ def decode_envelope(payload: Any, *, gateway_id: str, max_hops: int) -> Envelope
     """A pushed canonical envelope, checked; ``DecodeError`` naming the attribute (never its value) otherwise."""
     fields = _object(payload)
     _check_via(fields.get("via"), gateway_id=gateway_id, max_hops=max_hops)
+    _check_text(fields)
     fields = {k: (None if k in _BLANK_IS_ABSENT and v == "" else v) for k, v in fields.items()}
     try:
         # Validates the payload against its type's model and recomputes the content hash over ``data``.
         envelope = Envelope.model_validate(fields)
     except ValidationError as exc:
-        raise DecodeError(f"not a valid canonical envelope: {describe_validation_error(exc)}") from None
+        raise DecodeError(f"not a valid canonical envelope: {_described(exc, fields)}") from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise DecodeError(f"not a valid canonical envelope: {type(exc).__name__}") from None
+    if envelope.revision > MAX_REVISION:
+        raise DecodeError(
+            f"revision: more than {MAX_REVISION} (stores keep it as a 64-bit integer; no fact has that many)"
+        )
     if envelope.business_key != envelope.payload().business_key():
         raise DecodeError(f"business_key: not the natural key of its {envelope.type} payload")
     if envelope.classification is Classification.secret:
         raise DecodeError("classification: a secret (涉密) message never crosses the network; it belongs on paper")
     _check_dataschema(envelope)
     return envelope
+
+
+def _described(exc: ValidationError, fields: Mapping[str, Any]) -> str:
+    """The error, with a payload error located under ``data.`` (the envelope's validator reports it bare).
+
+    Only on this error path is the payload validated a second time, to tell the two apart.
+    """
+    data, event_type = fields.get("data"), fields.get("type")
+    if isinstance(data, Mapping) and isinstance(event_type, str) and event_type in event_types():
+        try:
+            payload_model(event_type).model_validate(data)
+        except ValidationError as payload_exc:
+            return describe_validation_error(payload_exc, prefix="data")
+    return describe_validation_error(exc)
 
 
 def _object(payload: Any) -> dict[str, Any]:
@@ -110,6 +130,18 @@ def _check_via(via: Any, *, gateway_id: str, max_hops: int) -> None:
         raise DecodeError(f"via: loop — a gateway appears twice (via {path})")
     if len(via) > max_hops:
         raise DecodeError(f"via: {len(via)} hops (via {path}), more than max_hops = {max_hops}")
+
+
+def _check_text(fields: Mapping[str, Any]) -> None:
+    """Every string must be encodable as UTF-8: JSON lets a lone surrogate (``\\ud800``) through, and an
+    envelope holding one could be stored but never serialised again."""
+    for key, value in fields.items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise DecodeError(f"{_shown(str(key))}: text that is not valid Unicode (a lone surrogate)") from None
+        except (TypeError, ValueError, RecursionError):
+            pass  # not JSON-shaped: the envelope's own validation names it
 
 
 def _check_dataschema(envelope: Envelope) -> None:
