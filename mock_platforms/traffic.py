@@ -39,6 +39,11 @@ class TrafficRecorderMiddleware:
 
     ``send`` is passed through untouched so the fault middleware inside still receives the server's own
     callable (it needs it to drop connections).
+
+    A request whose client went away before its body was complete (``http.disconnect`` while reading — a
+    sender SIGKILLed between writing the headers and the body) is logged with ``"incomplete": true`` and never
+    reaches the platform: a real server does not hand a half-received request to its application, and a mock
+    that did would judge a truncated body and count a rejection that no client ever asked for.
     """
 
     def __init__(self, app: ASGIApp, logs: Mapping[str, TrafficLog]) -> None:
@@ -51,13 +56,13 @@ class TrafficRecorderMiddleware:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
-        more = True
-        while more:
+        complete = False
+        while not complete:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                break  # http.disconnect: the client is gone before its request was whole
             chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
+            complete = not message.get("more_body", False)
         body = b"".join(chunks)
         entry: dict[str, Any] = {
             "method": scope["method"],
@@ -67,6 +72,9 @@ class TrafficRecorderMiddleware:
             "fault": None,
         }
         self.logs[name].append(entry)
+        if not complete:
+            entry["incomplete"] = True
+            return
         replayed = False
 
         async def replay() -> Message:
