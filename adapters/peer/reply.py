@@ -7,6 +7,8 @@ answers, and names per record its message id and dedup verdict, or why it was re
   ``duplicate`` (the peer already holds this content) and ``stale`` (it holds a newer revision) are
   delivered too — the receiver is idempotent by construction, a resend is its normal case. A rejection
   is a ``PermanentError`` with the peer's reason: it stored the record as rejected and would again.
+  A receipt carries no ``remote_id``: that names the supervision platform's task (``taskNo``) to the
+  deadline tracker, and a hand-over to the next gateway opens no task.
 - 401 ``stale_timestamp`` / ``replayed_nonce``: retryable, the next attempt is signed afresh; any other
   401, 403 (credentials of another source), 404 (no such push source), 400 and 415: permanent, with the
   peer's reason — the configuration must change. 413: the body is over the peer's ``ingest_max_bytes``
@@ -100,13 +102,15 @@ def _verdict(item: Mapping[str, Any], envelope: Envelope) -> BatchResult:
             f"'shenguan'?); verdict {_text(verdict)}",
             code="id_mismatch",
         )
+    # No remote_id: a peer is not the supervision platform, and the deadline tracker reads a remote id as the
+    # platform's taskNo (a task exists, its claim period starts). The peer holds the message under its own id.
     detail = {"verdict": verdict, "message_id": message_id}
     if verdict in _DELIVERED:
-        return DeliveryReceipt(remote_id=envelope.id, replayed=False, detail=detail)
+        return DeliveryReceipt(replayed=False, detail=detail)
     if verdict in _ALREADY_HELD:
         original = item.get("original_message_id")
         held = original if isinstance(original, str) and original else envelope.id
-        return DeliveryReceipt(remote_id=held, replayed=True, detail=detail | {"original_message_id": held})
+        return DeliveryReceipt(replayed=True, detail=detail | {"original_message_id": held})
     return OutcomeUnknownError(f"peer answered an unknown verdict {_text(verdict)!r}")
 
 

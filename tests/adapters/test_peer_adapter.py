@@ -158,7 +158,8 @@ async def test_deliver_posts_the_envelope_unchanged_but_for_via(adapter: PeerAda
     env = envelope(revision=2, applicant=NATURAL_PERSON, commitment=None)
     route = peer.post(INGEST).mock(return_value=answer([env], "new"))
     receipt = await adapter.deliver(env, "idem-1")
-    assert receipt == DeliveryReceipt(remote_id=env.id, detail={"verdict": "new", "message_id": env.id})
+    assert receipt == DeliveryReceipt(detail={"verdict": "new", "message_id": env.id})
+    assert receipt.remote_id is None, "no taskNo: a hand-over to a gateway must not start a claim period"
     request = route.calls.last.request
     assert request.headers["x-api-key"] == API_KEY and request.headers["content-type"] == "application/json"
     body = json.loads(request.content)
@@ -188,7 +189,11 @@ async def test_a_peer_that_already_holds_it_is_a_delivery(
     held = {"index": 0, "message_id": env.id, "type": env.type, "verdict": verdict, "original_message_id": "m-0"}
     peer.post(INGEST).mock(return_value=httpx.Response(200, json={"messages": [held], "rejections": []}))
     receipt = await adapter.deliver(env, "k")
-    assert receipt.replayed and receipt.remote_id == "m-0" and receipt.detail["verdict"] == verdict
+    assert receipt.replayed and receipt.detail == {
+        "verdict": verdict,
+        "message_id": env.id,
+        "original_message_id": "m-0",
+    }
 
 
 ERRORS = [
@@ -335,7 +340,8 @@ async def test_a_413_halves_the_batch_until_it_fits(adapter: PeerAdapter, peer: 
     route = peer.post(INGEST).mock(side_effect=small_peer)
     batch = envelopes(5)
     out = await adapter.deliver_batch([(e, "k") for e in batch])
-    assert all(isinstance(r, DeliveryReceipt) for r in out) and [r.remote_id for r in out] == [e.id for e in batch]
+    assert all(isinstance(r, DeliveryReceipt) for r in out)
+    assert [r.detail["message_id"] for r in out] == [e.id for e in batch]  # type: ignore[union-attr]
     assert route.call_count == 1 + 1 + 2 + 1  # 5 → (3 → 2 + 1) + 2
 
 
