@@ -71,6 +71,14 @@ class Mocks:
     def records(self, platform: str) -> dict[str, Any]:
         return self.http.get(f"/{platform}/_mock/records").json()
 
+    def faults(self, platform: str, **settings: Any) -> dict[str, Any]:
+        """Change some of a platform's fault settings (``_mock/faults``); the others stay as they were."""
+        return self.post(f"/{platform}/_mock/faults", settings)
+
+    def traffic(self, platform: str) -> list[dict[str, Any]]:
+        """What reached the platform's native API, each request tagged with the fault applied (or None)."""
+        return self.http.get(f"/{platform}/_mock/traffic").json()
+
     def zwfw_feed(self) -> list[Any]:
         """The whole zwfw change feed read over its native, signed API."""
         items: list[Any] = []

@@ -19,6 +19,13 @@ from gateway.runtime import Gateway
 from mock_platforms import create_app
 from mock_platforms.server import run_in_background
 
+# Exchange rows the reader must mark failed (2, reason in SJWXYY) rather than skip; shared with test_all_platforms.
+BAD_ROWS: list[dict[str, Any]] = [
+    {"SPSXSLBM": "320700261121000099001", "BLZT": "11", "SJSCZT": 0},  # most fields missing
+    {"SPSXSLBM": "320700261121000099002", "SJYXBS": 0},  # flagged invalid by the system
+    {"SPSXSLBM": "320700261121000099003", "BLSJ": "2026-02-30 25:00:00", "BLZT": "11"},
+]
+
 
 def config(base_url: str, db: Path, specialty_url: str, *, zwfw: bool = True) -> Config:
     data = demo_config(base_url, db).model_dump(mode="json", exclude_none=True)
@@ -85,12 +92,7 @@ async def test_overlapping_approvals_from_zwfw_and_the_exchange_table_are_relaye
 async def test_the_exchange_table_alone_with_bad_rows_marks_every_row(tmp_path: Path) -> None:
     async def setup(client: httpx.AsyncClient) -> dict[str, Any]:
         generated = (await client.post("/specialty/_mock/generate", json={"count": 30, "seed": 5})).json()
-        bad = [
-            {"SPSXSLBM": "320700261121000099001", "BLZT": "11", "SJSCZT": 0},  # most fields missing
-            {"SPSXSLBM": "320700261121000099002", "SJYXBS": 0},  # flagged invalid by the system
-            {"SPSXSLBM": "320700261121000099003", "BLSJ": "2026-02-30 25:00:00", "BLZT": "11"},
-        ]
-        await client.post("/specialty/_mock/inject", json={"records": bad})
+        await client.post("/specialty/_mock/inject", json={"records": BAD_ROWS})
         return generated
 
     result = await relay(tmp_path, setup, zwfw=False)
