@@ -28,6 +28,11 @@ class GenerateRequest(BaseModel):
     duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     revision_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     secret_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    kind: str | None = Field(
+        default=None,
+        max_length=64,
+        description="what to generate where a platform offers several kinds (e.g. hlwjg 'loop', zwfw 'preapproval')",
+    )
 
 
 class InjectRequest(BaseModel):

@@ -10,6 +10,12 @@ It also takes claims recorded elsewhere (``POST api/v1/task-claims``: a default 
 gateway recorded when a task's claim deadline ran out). A claim marks its task claimed; a second claim of a
 task it already holds under a new requestId is a duplicate creation too. Received claims are not echoed into
 the event feed: the feed reports what happened on the platform, and echoing would send the claim round again.
+
+The rest of the closed loop (``hlwjg_loop``): ``_mock/generate`` with ``"kind": "loop"`` makes supervision act on
+the tasks it holds (claims, inspections, results with penalties, breach reports, revocation advice, guidance
+questions) in the event feed; ``POST api/v1/loop-messages`` takes what the approval side sends (feedback, 批前确认
+and site inspection requests, guidance) with the same requestId rules, one fact per kind and number, and the
+platform answers requests at once in its feed.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from mock_platforms.catalog import REGIONS, SUPERVISING_DEPARTMENTS
 from mock_platforms.control import GenerateRequest
 from mock_platforms.faults import FaultState
+from mock_platforms.hlwjg_loop import APPROVAL_SIDE, KEY_FIELD, NEEDS_APPROVAL, LoopTask, loop_events, reaction
 from mock_platforms.traffic import TrafficLog
 
 DEFAULT_CLIENTS: Mapping[str, str] = {"shenguan": "hlwjg-mock-secret"}
@@ -97,13 +104,38 @@ class HeldClaim:
         }
 
 
+@dataclass(slots=True)
+class HeldMessage:
+    """A loop message received from the approval side; ``duplicate`` marks a naive second creation of a held one."""
+
+    kind: str
+    key: str
+    data_version: int
+    message_id: str
+    message: dict[str, Any]
+    request_ids: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "dataVersion": self.data_version,
+            "messageId": self.message_id,
+            "requestIds": list(self.request_ids),
+            "duplicate": self.duplicate,
+            "message": self.message,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     """What a successful requestId did, kept to answer replays and status queries identically."""
 
-    task_no: str
-    approval_no: str
+    task_no: str | None
+    approval_no: str | None
     data_version: int
+    message_id: str | None = None
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -173,6 +205,31 @@ def validate_claim(body: Any) -> tuple[str, dict[str, Any]]:
     return request_id, claim
 
 
+def validate_message(body: Any) -> tuple[str, str, str, dict[str, Any]]:
+    """Return ``(requestId, kind, key, message)`` of a loop-message request or raise ``InvalidRecord``."""
+    if not isinstance(body, dict):
+        raise InvalidRecord("body", "请求体必须为 JSON 对象")
+    request_id = body.get("requestId")
+    if not isinstance(request_id, str) or not request_id.strip():
+        raise InvalidRecord("requestId", "requestId 不能为空")
+    message = body.get("message")
+    if not isinstance(message, dict):
+        raise InvalidRecord("message", "message 必须为 JSON 对象")
+    kind = message.get("kind")
+    if kind not in KEY_FIELD:
+        raise InvalidRecord("message.kind", f"kind 必须为 {', '.join(sorted(KEY_FIELD))} 之一")
+    key = message.get(KEY_FIELD[kind])
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidRecord(f"message.{KEY_FIELD[kind]}", f"{KEY_FIELD[kind]} 不能为空")
+    approval_no = message.get("approvalNo")
+    if kind in NEEDS_APPROVAL and (not isinstance(approval_no, str) or not approval_no.strip()):
+        raise InvalidRecord("message.approvalNo", "approvalNo 不能为空")
+    version = message.get("dataVersion", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidRecord("message.dataVersion", "dataVersion 必须为不小于 1 的整数")
+    return request_id, kind, key.strip(), message
+
+
 class HlwjgPlatform:
     """State of one hlwjg mock: tokens, held records and tasks, replies by requestId, the event feed."""
 
@@ -197,22 +254,75 @@ class HlwjgPlatform:
         self.claimed: set[str] = set()
         self.claims: dict[str, HeldClaim] = {}
         self.claim_log: list[HeldClaim] = []
+        self.messages: dict[tuple[str, str], HeldMessage] = {}
+        self.message_log: list[HeldMessage] = []
         self.task_sequence = 0
+        self.loop_sequence = 0
         self.rejected = 0
         self.duplicate_creations = 0
 
     def records_report(self) -> dict[str, Any]:
         return {
             "platform": self.name,
-            "accepted": len(self.by_approval),
+            # Distinct facts held: approvals (one task each), claims received, loop messages received.
+            "accepted": len(self.by_approval) + len(self.claims) + len(self.messages),
             "duplicate_creations": self.duplicate_creations,
             "rejected": self.rejected,
+            "facts": {"approvals": len(self.by_approval), "claims": len(self.claims), "messages": len(self.messages)},
             "records": [h.as_dict() for h in self.held],
             "events": len(self.events),
             "claims": [c.as_dict() for c in self.claim_log],
+            "messages": [m.as_dict() for m in self.message_log],
         }
 
     def generate(self, request: GenerateRequest) -> dict[str, int]:
+        """``kind`` ``claims`` (the default) or ``loop``; see ``generate_claims`` and ``generate_loop``."""
+        if request.kind in (None, "claims"):
+            return self.generate_claims(request)
+        if request.kind == "loop":
+            return self.generate_loop(request)
+        raise HTTPException(400, f"hlwjg generates kind 'claims' or 'loop', not {request.kind!r}")
+
+    def generate_loop(self, request: GenerateRequest) -> dict[str, int]:
+        """Supervision acts on the first ``count`` tasks it holds that it has not acted on yet (``hlwjg_loop``).
+
+        Per task: a claim if none yet, an inspection, a result (some penalised, with the 行政处罚 decision), for
+        告知承诺 approvals sometimes a breach report and revocation advice, sometimes a guidance question.
+        ``duplicate_rate`` repeats that fraction of the events under a new ``seq``; ``revision_rate`` re-reports
+        that fraction of the results (``dataVersion`` 2, a corrected description).
+        """
+        rng = random.Random(request.seed)
+        acted = {e.get("taskNo") for e in self.events if e.get("eventType") == "INSPECTION_REPORTED"}
+        tasks = [
+            LoopTask(
+                h.task_no,
+                h.approval_no,
+                h.record,
+                supervision_matter_code(str(h.record.get("itemCode", ""))),
+                h.task_no in self.claimed,
+            )
+            for h in self.held
+            if not h.duplicate and h.task_no not in acted
+        ][: request.count]
+        events, unique = loop_events(tasks, rng, self._now(), self._next_number)
+        self.claimed.update(t.task_no for t in tasks)
+        # Copies and re-reports, each placed after its original at a random later position (a re-sync's order).
+        placed: list[tuple[float, int, dict[str, Any]]] = [(float(i), i, e) for i, e in enumerate(events)]
+        results = [i for i, e in enumerate(events) if e["eventType"] == "RESULT_REPORTED"]
+        n_revised = round(len(results) * request.revision_rate) if results else 0
+        n_repeated = round(len(events) * request.duplicate_rate) if events else 0
+        revised = [rng.choice(results) for _ in range(n_revised)]
+        repeated = [rng.randrange(len(events)) for _ in range(n_repeated)]
+        copies = [(i, {**events[i], "dataVersion": 2, "description": "更正：整改情况复核属实"}) for i in revised]
+        copies += [(i, dict(events[i])) for i in repeated]
+        for order, (i, copy) in enumerate(copies, start=len(events)):
+            placed.append((rng.uniform(i + 0.5, len(events)), order, copy))
+        events = [e for _, _, e in sorted(placed, key=lambda t: (t[0], t[1]))]
+        for event in events:
+            self._append_event(event)
+        return {"generated": len(events), "unique_facts": unique}
+
+    def generate_claims(self, request: GenerateRequest) -> dict[str, int]:
         """Append ``count`` TASK_CLAIMED events: unclaimed real tasks first, then synthetic tasks.
 
         ``duplicate_rate`` re-delivers that fraction of the claims as copies under a new ``seq`` — a feed
@@ -337,6 +447,43 @@ class HlwjgPlatform:
         self.outcomes[request_id] = _Outcome(task_no, task.approval_no, version)
         return self._accepted(task_no, replayed=False)
 
+    def submit_message(self, body: Any) -> JSONResponse:
+        """Take one loop message from the approval side, with the requestId / revision / naive-duplicate rules.
+
+        The first creation of a request (批前确认, site inspection, guidance question) is answered at once in the
+        event feed, as the platform's departments would; a replay or an update is not answered again.
+        """
+        if isinstance(body, dict) and isinstance(body.get("requestId"), str):
+            earlier = self.outcomes.get(body["requestId"])
+            if earlier is not None:
+                return self._message_accepted(earlier, replayed=True)
+        try:
+            request_id, kind, key, message = validate_message(body)
+        except InvalidRecord as invalid:
+            self.rejected += 1
+            return _error(400, "INVALID_MESSAGE", invalid.message, field=invalid.field)
+        if kind not in APPROVAL_SIDE:
+            self.rejected += 1
+            return _error(400, "INVALID_MESSAGE", f"{kind} 由本平台产生，不接收", field="message.kind")
+        version = message.get("dataVersion", 1)
+        held = self.messages.get((kind, key))
+        if held is not None and version > held.data_version:
+            held.data_version, held.message = version, message
+        else:
+            if held is not None:
+                self.duplicate_creations += 1
+            self.loop_sequence += 1
+            held = HeldMessage(kind, key, version, f"XX{self.loop_sequence:012d}", message, duplicate=held is not None)
+            self.messages.setdefault((kind, key), held)
+            self.message_log.append(held)
+            answer = reaction(kind, message, self._now())
+            if answer is not None:
+                self._append_event(answer)
+        held.request_ids.append(request_id)
+        outcome = _Outcome(message.get("taskNo"), message.get("approvalNo"), version, held.message_id)
+        self.outcomes[request_id] = outcome
+        return self._message_accepted(outcome, replayed=False)
+
     def status(self, request_id: str) -> JSONResponse:
         outcome = self.outcomes.get(request_id)
         if outcome is None:
@@ -346,6 +493,8 @@ class HlwjgPlatform:
             "approvalNo": outcome.approval_no,
             "dataVersion": outcome.data_version,
         }
+        if outcome.message_id is not None:
+            data["messageId"] = outcome.message_id
         return JSONResponse({"code": "0", "data": data})
 
     def event_page(self, since: str | None, limit: str | None) -> JSONResponse:
@@ -391,6 +540,14 @@ class HlwjgPlatform:
 
     def _accepted(self, task_no: str, *, replayed: bool) -> JSONResponse:
         return JSONResponse({"code": "0", "message": "ok", "data": {"taskNo": task_no, "replayed": replayed}})
+
+    def _message_accepted(self, outcome: _Outcome, *, replayed: bool) -> JSONResponse:
+        data = {"messageId": outcome.message_id, "taskNo": outcome.task_no, "replayed": replayed}
+        return JSONResponse({"code": "0", "message": "ok", "data": data})
+
+    def _next_number(self) -> int:
+        self.loop_sequence += 1
+        return self.loop_sequence
 
     def _now(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).astimezone(BEIJING).isoformat(timespec="seconds")
@@ -449,6 +606,19 @@ def native_router(platform: HlwjgPlatform) -> APIRouter:
             platform.rejected += 1
             return _error(400, "INVALID_CLAIM", "请求体不是合法的 JSON", field="body")
         return platform.submit_claim(body)
+
+    @router.post("/api/v1/loop-messages")
+    async def loop_messages(request: Request) -> JSONResponse:
+        """Take one message of an approval's closed loop from the approval side (feedback, requests, guidance)."""
+        refusal = platform.authenticate(request.headers.get("authorization"))
+        if refusal is not None:
+            return refusal
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            platform.rejected += 1
+            return _error(400, "INVALID_MESSAGE", "请求体不是合法的 JSON", field="body")
+        return platform.submit_message(body)
 
     @router.get("/api/v1/approval-records/by-request/{request_id}")
     async def by_request(request_id: str, request: Request) -> JSONResponse:

@@ -1,5 +1,6 @@
-"""``HlwjgAdapter``: delivers decided approvals to 互联网+监管, which opens a supervision task for each, and
-claims recorded elsewhere (a default claim, 默认认领, the gateway recorded when a claim deadline ran out).
+"""``HlwjgAdapter``: delivers decided approvals to 互联网+监管, which opens a supervision task for each, claims
+recorded elsewhere (a default claim, 默认认领, the gateway recorded when a claim deadline ran out), and the approval
+side's messages of the closed loop (feedback, 批前确认 and 智慧踏勘 requests, guidance; ``adapters.hlwjg.loop``).
 
 The receiver honours ``requestId`` as an idempotency key and can be asked whether it holds a request, so
 a send whose outcome is unknown (timeout, dropped connection, unreadable reply) is safe to repeat with
@@ -26,6 +27,7 @@ from adapters.errors import (
 from adapters.hlwjg.auth import TOKEN_PATH, TokenCache, send_authorized
 from adapters.hlwjg.claims import encode_claim
 from adapters.hlwjg.codec import encode
+from adapters.hlwjg.loop import KIND_OF, encode_message
 from adapters.http import retry_after_s
 from adapters.masking import mask_text
 from adapters.options import base_url_option, positive_float_option, str_option
@@ -37,10 +39,16 @@ log = structlog.get_logger(__name__)
 
 RECORDS_PATH = "api/v1/approval-records"
 CLAIMS_PATH = "api/v1/task-claims"
+LOOP_PATH = "api/v1/loop-messages"
 ACCEPTED_TYPE = "approval.decided"
 CLAIM_TYPE = "supervision.task.claimed"
 # Event type → (path, body key, encoder): an approval opens a task; a claim (默认认领 recorded elsewhere) marks one.
-_ROUTES = {ACCEPTED_TYPE: (RECORDS_PATH, "record", encode), CLAIM_TYPE: (CLAIMS_PATH, "claim", encode_claim)}
+# Every other message of the loop goes to one intake, its kind inside.
+_ROUTES = {
+    ACCEPTED_TYPE: (RECORDS_PATH, "record", encode),
+    CLAIM_TYPE: (CLAIMS_PATH, "claim", encode_claim),
+    **{event_type: (LOOP_PATH, "message", encode_message) for event_type in KIND_OF},
+}
 _OK = "0"
 _BUSY = frozenset({429, 503})  # refused before processing: safe to resend
 
@@ -66,17 +74,18 @@ def _code(body: Mapping[str, Any]) -> str | None:
 
 
 def _receipt(body: Mapping[str, Any] | None, *, replayed: bool | None = None) -> DeliveryReceipt | None:
-    """The receipt in a ``{"code": "0", "data": {"taskNo": …}}`` body, or ``None`` if it has none."""
+    """The receipt in a ``{"code": "0", "data": {"taskNo"/"messageId": …}}`` body, or ``None`` if it has none."""
     data = body.get("data") if body is not None else None
     if not isinstance(data, dict):
         return None
-    task_no = data.get("taskNo")
-    if isinstance(task_no, int) and not isinstance(task_no, bool):
-        task_no = str(task_no)
-    if not isinstance(task_no, str) or not task_no:
+    remote = data.get("messageId") or data.get("taskNo")
+    if isinstance(remote, int) and not isinstance(remote, bool):
+        remote = str(remote)
+    if not isinstance(remote, str) or not remote:
         return None
     was_replayed = replayed if replayed is not None else data.get("replayed") is True
-    return DeliveryReceipt(remote_id=task_no, replayed=was_replayed, detail={"taskNo": task_no})
+    key = "messageId" if data.get("messageId") else "taskNo"
+    return DeliveryReceipt(remote_id=remote, replayed=was_replayed, detail={key: remote})
 
 
 class HlwjgAdapter:
@@ -85,7 +94,7 @@ class HlwjgAdapter:
     version: ClassVar[str] = "0.1.0"
     capabilities: ClassVar[Capabilities] = Capabilities(
         direction=Direction.destination,
-        event_types=(ACCEPTED_TYPE, CLAIM_TYPE),
+        event_types=(ACCEPTED_TYPE, CLAIM_TYPE, *KIND_OF),
         idempotent_receiver=True,
         status_query=True,
     )

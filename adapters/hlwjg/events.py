@@ -2,15 +2,19 @@
 
 The feed (``GET api/v1/events?since=<position>&limit=<n>``) lists what happened on the platform in order:
 ``TASK_CREATED`` when an approval record opened a task, ``TASK_CLAIMED`` when a department claimed one (by
-hand, or by the platform's own default claim), and other kinds (inspection records, revocation advice) that
-later event types will carry. What this adapter makes of each:
+hand, or by the platform's own default claim), and what supervision did about it afterwards (inspections,
+results, advice …). What this adapter makes of each:
 
 - ``TASK_CLAIMED`` → a ``supervision.task.claimed`` envelope in the approval's loop (``correlation_id`` is the
   approval's 办件编号, as the approval source names it). It closes the task's claim deadline.
 - ``TASK_CREATED`` → nothing, on purpose: the receipt of the approval's delivery already carries the
   ``taskNo`` and the moment the task was created, which is what starts the claim deadline. Reading it twice
   would only add a second source for the same fact (一数一源).
-- anything else → ``DecodeError``: it is kept in the rejected store with its raw text and the reason, not
+- the rest of the loop (``adapters.hlwjg.loop``): ``INSPECTION_REPORTED``, ``RESULT_REPORTED`` (and the
+  ``credit.penalty.published`` of a penalised result), ``BREACH_REPORTED``, ``REVOCATION_ADVISED``,
+  ``PREAPPROVAL_ANSWERED``, ``GUIDANCE_REQUESTED`` / ``GUIDANCE_ANSWERED``, ``SITE_INSPECTION_REPORTED`` — each
+  in the loop of the approval it names.
+- an unknown kind → ``DecodeError``: it is kept in the rejected store with its raw text and the reason, not
   dropped, until an event type exists for it.
 
 Reading the feed changes nothing on the platform, so every failure to read a page is retryable except a
@@ -30,6 +34,7 @@ from adapters.base import Capabilities, Direction, PollPage, RawRecord
 from adapters.errors import AdapterError, DecodeError, PermanentError, RetryableError
 from adapters.hlwjg.auth import TOKEN_PATH, TokenCache, send_authorized
 from adapters.hlwjg.claims import CLAIM_EVENT, CREATED_EVENT, to_envelope
+from adapters.hlwjg.loop import KINDS, decode_event
 from adapters.http import retry_after_s
 from adapters.masking import mask_text
 from adapters.options import base_url_option, positive_float_option, str_option
@@ -42,6 +47,7 @@ log = structlog.get_logger(__name__)
 EVENTS_PATH = "api/v1/events"
 _OK = "0"
 _RETRYABLE_STATUS = frozenset({401, 408, 425, 429})
+_KNOWN = (CREATED_EVENT, CLAIM_EVENT, *KINDS)
 
 
 class HlwjgEventsAdapter:
@@ -49,7 +55,8 @@ class HlwjgEventsAdapter:
 
     version: ClassVar[str] = "0.1.0"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        direction=Direction.source, event_types=("supervision.task.claimed",)
+        direction=Direction.source,
+        event_types=("supervision.task.claimed", *sorted(set(KINDS.values())), "credit.penalty.published"),
     )
 
     def __init__(
@@ -107,16 +114,18 @@ class HlwjgEventsAdapter:
         return page
 
     def decode(self, record: RawRecord) -> list[Envelope]:
-        """One feed event → zero or one envelope (see the module docstring for which)."""
+        """One feed event → its envelopes: none, one, or a result and its penalty (see the module docstring)."""
         item = record.payload
         kind = item.get("eventType") if isinstance(item, Mapping) else None
         try:
             if kind == CREATED_EVENT:
                 return []
-            if kind != CLAIM_EVENT:
-                shown = repr(mask_text(kind[:32])) if isinstance(kind, str) else "missing"
-                raise DecodeError(f"eventType {shown} is not supported (this adapter reads {CLAIM_EVENT})")
-            return [to_envelope(item, source=self.name)]
+            if kind == CLAIM_EVENT:
+                return [to_envelope(item, source=self.name)]
+            if isinstance(kind, str) and kind in KINDS:
+                return decode_event(kind, item, source=self.name)
+            shown = repr(mask_text(kind[:32])) if isinstance(kind, str) else "missing"
+            raise DecodeError(f"eventType {shown} is not supported (known: {', '.join(_KNOWN)})")
         except DecodeError as exc:
             log.info("hlwjg_events.decode_rejected", adapter=self.name, position=record.position, reason=exc.reason)
             raise

@@ -87,7 +87,10 @@ def test_is_a_destination_adapter() -> None:
     assert isinstance(a, DestinationAdapter) and a.name == "hlwjg"
     caps = HlwjgAdapter.capabilities
     assert caps.idempotent_receiver and caps.status_query
-    assert caps.event_types == ("approval.decided", "supervision.task.claimed")
+    assert caps.event_types[:2] == ("approval.decided", "supervision.task.claimed")
+    assert {"approval.feedback.sent", "preapproval.confirmation.requested", "site_inspection.requested"} <= set(
+        caps.event_types
+    ), "and the approval side's messages of the closed loop"
 
 
 @pytest.mark.parametrize("missing", ["base_url", "client_id", "client_secret"])

@@ -47,8 +47,9 @@ def feed() -> Iterator[respx.MockRouter]:
 def test_is_a_source_adapter() -> None:
     a = ZwfwAdapter.from_config("zwfw", {"base_url": BASE + "/", "paasid": PAASID, "token": TOKEN})
     assert isinstance(a, SourceAdapter) and isinstance(a, Adapter)
-    assert a.name == "zwfw" and ZwfwAdapter.version == "0.1.0"
-    assert ZwfwAdapter.capabilities.event_types == ("approval.decided",)
+    assert a.name == "zwfw" and ZwfwAdapter.version == "0.2.0"
+    assert ZwfwAdapter.capabilities.event_types[0] == "approval.decided"
+    assert ZwfwAdapter.capabilities.direction == "both", "and the destination of the loop's supervision messages"
 
 
 @pytest.mark.parametrize(

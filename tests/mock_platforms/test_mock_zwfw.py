@@ -114,6 +114,7 @@ async def test_records_report_and_reset(client: httpx.AsyncClient, zwfw_headers:
         "rejected": 0,
         "records": [],
         "feed_size": 0,
+        "linkage_feed_size": 0,
     }
     assert len((await client.get("/zwfw/_mock/traffic")).json()) == 1
     assert (await client.post("/zwfw/_mock/reset")).status_code == 200
