@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from adapters.errors import DecodeError
 from adapters.native import SHANGHAI, blank_to_none, platform_date, platform_datetime
-from schemas import ClaimMode, Envelope, SupervisionTaskClaimed, describe_validation_error
+from schemas import ClaimMode, Envelope, SupervisionTaskClaimed, correlation_id_of, describe_validation_error
 
 __all__ = ["CLAIM_EVENT", "CREATED_EVENT", "decode_claim", "encode_claim", "to_envelope"]
 
@@ -127,8 +127,8 @@ def _in_native_terms(reason: str) -> str:
 def to_envelope(item: Any, *, source: str, revision: int = 1) -> Envelope:
     """A claim in the platform's words → its envelope, in the approval's closed loop (``correlation_id``).
 
-    The loop is named by the approval's 办件编号 (``approvalNo``), exactly as the approval source names it,
-    so the claim lands in the same loop as the approval that created the task.
+    The loop is named by the approval's 办件编号 (``approvalNo``), through the derivation every adapter shares
+    (``schemas.correlation``), so the claim lands in the same loop as the approval that created the task.
     """
     payload = decode_claim(item)
     return Envelope.wrap(
@@ -136,5 +136,5 @@ def to_envelope(item: Any, *, source: str, revision: int = 1) -> Envelope:
         source=source,
         revision=revision,
         region=payload.region,
-        correlation_id=payload.approval_case_no,
+        correlation_id=correlation_id_of(payload),
     )

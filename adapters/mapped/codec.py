@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from adapters.errors import DecodeError
 from adapters.mapped.spec import MappingSpec
 from adapters.mapped.transforms import ABSENT, FieldReader, native_text, show_value
-from schemas import Classification, Envelope
+from schemas import Classification, Envelope, correlation_id_of
 
 __all__ = ["MappedCodec"]
 
@@ -53,7 +53,8 @@ class MappedCodec:
                 revision=revision,
                 classification=classification,
                 region=region if region is not None else getattr(payload_obj, "region", None),
-                correlation_id=correlation_id,
+                # The mapping's own rule if it has one, else the shared derivation from the 办件编号 every adapter uses.
+                correlation_id=correlation_id if correlation_id is not None else correlation_id_of(payload_obj),
             )
         except ValidationError as exc:
             raise DecodeError(self._describe(exc, envelope=True)) from None

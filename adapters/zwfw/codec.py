@@ -28,6 +28,7 @@ from schemas import (
     Envelope,
     IdType,
     PartyKind,
+    correlation_id_of,
     describe_validation_error,
 )
 from schemas.events.approval import LONG_TERM_SENTINEL
@@ -295,7 +296,7 @@ def to_envelope(raw: Any, *, source: str) -> Envelope:
             revision=revision,
             classification=classification,
             region=payload.region,
-            correlation_id=payload.case_no,
+            correlation_id=correlation_id_of(payload),
         )
     except ValidationError as exc:
         raise DecodeError(describe_validation_error(exc, prefix="envelope")) from None
