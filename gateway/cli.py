@@ -25,6 +25,7 @@ from gateway.logging import configure_logging
 from gateway.mapping_cli import app as mapping_app
 from gateway.paper_cli import app as paper_app
 from gateway.report_cli import app as report_app
+from gateway.trace_cli import trace as trace_command
 
 __all__ = ["app", "main"]
 
@@ -44,6 +45,7 @@ app.add_typer(audit_app, name="audit", help="Audit chain (全程留痕): verify.
 app.add_typer(admin_app, name="admin", help="Admin API and console accounts: hash-password, new-api-key.")
 app.add_typer(paper_app, name="paper", help="Paper delivery (纸质送达): list, render, confirm, recall, return.")
 app.add_typer(report_app, name="report", help="Reports: timeliness (考核) of the closed loop's deadlines.")
+app.command("trace")(trace_command)
 
 
 @app.command()
