@@ -112,7 +112,13 @@ def _penalty_party(counterpart: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     if (kind == "natural") != (id_type == "resident_id"):
         return None
-    return {"kind": kind, "name": counterpart.get("name"), "idType": id_type, "idNumber": value}
+    party = {"kind": kind, "name": counterpart.get("name"), "idType": id_type, "idNumber": value}
+    if kind != "natural":
+        # A 行政处罚 of an organisation names its 法定代表人; without one there is no publishable decision here.
+        if not counterpart.get("legalRepresentative"):
+            return None
+        party["legalRepresentative"] = counterpart["legalRepresentative"]
+    return party
 
 
 def loop_events(
