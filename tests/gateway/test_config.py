@@ -21,7 +21,7 @@ def test_example_config_loads_and_splits_adapter_options() -> None:
         "client_secret": "hlwjg-mock-secret",
         "timeout_s": 10,
     }
-    assert cfg.routes[0].destinations == ["hlwjg"]
+    assert cfg.routes[0].destinations == ["hlwjg", "soap"]
 
 
 def test_environment_overrides(tmp_path) -> None:

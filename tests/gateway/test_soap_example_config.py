@@ -1,16 +1,15 @@
-"""The commented SOAP section of examples/shenguan.toml, uncommented, is a working configuration: its options
-are the ones the bundled mock accepts, so an operator (or ``shenguan demo``) can switch it on as it stands."""
+"""The SOAP section of examples/shenguan.toml is a working configuration: its options are the ones the bundled mock
+accepts, so the example's approvals reach the 前置机 as it stands."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import httpx
 
 from adapters.soap import SoapAdapter
 from factories import envelope
-from gateway.config import Config
+from gateway.config import load_config
 from gateway.routing import ConfigRouter
 from gateway.store import Route
 from mock_platforms import create_app
@@ -18,26 +17,8 @@ from mock_platforms import create_app
 EXAMPLE = Path(__file__).parents[2] / "examples" / "shenguan.toml"
 
 
-def commented_block(lines: list[str], after: str) -> str:
-    """The commented lines after the one starting with ``after``, up to the next non-comment line, uncommented."""
-    start = next(i for i, line in enumerate(lines) if line.startswith(after)) + 1
-    block = []
-    for line in lines[start:]:
-        if not line.startswith("# "):
-            break
-        block.append(line.removeprefix("# "))
-    return "\n".join(block) + "\n"
-
-
-async def test_the_commented_soap_destination_delivers_to_the_mock() -> None:
-    text = EXAMPLE.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    destination = commented_block(lines, "# Uncomment with the route below.")
-    routes = commented_block(lines, "# Approvals to the legacy SOAP exchange as well.")
-    raw = tomllib.loads(text)
-    raw["destinations"] |= tomllib.loads(destination)["destinations"]
-    raw["routes"] += tomllib.loads(routes)["routes"]
-    config = Config.model_validate(raw)
+async def test_the_soap_destination_delivers_to_the_mock() -> None:
+    config = load_config(EXAMPLE, environ={})
     soap = config.destinations["soap"]
     assert soap.adapter == "soap" and soap.concurrency == 4
     assert Route("soap") in ConfigRouter(config.routes)(envelope("A"))
