@@ -46,6 +46,7 @@ __all__ = [
     "demo_config",
     "expected_facts",
     "latest_revisions",
+    "relay_config",
     "render_summary",
     "run_demo",
     "settle",
@@ -82,6 +83,38 @@ def _relay(**overrides: Any) -> dict[str, Any]:
         "timeout_s": 5,
         **overrides,
     }
+
+
+def relay_config(base_url: str, db: Path | str) -> Config:
+    """The smallest useful relay: approvals from the zwfw mock's feed to the hlwjg mock, with quick retries.
+
+    What many tests want (one source, one destination, the demo's retry settings) without the whole loop.
+    """
+    return Config.model_validate(
+        {
+            "gateway": {"db": str(db), "sqlite_synchronous": "NORMAL", "shutdown_grace_s": 5},
+            "sources": {
+                "zwfw": {
+                    "adapter": "zwfw",
+                    "base_url": f"{base_url}/zwfw",
+                    "paasid": "shenguan",
+                    "token": "zwfw-mock-token",
+                    "poll_interval_s": 0.2,
+                    "page_size": 200,
+                }
+            },
+            "destinations": {
+                "hlwjg": {
+                    "adapter": "hlwjg",
+                    "base_url": f"{base_url}/hlwjg",
+                    "client_id": "shenguan",
+                    "client_secret": "hlwjg-mock-secret",
+                    **_relay(max_attempts=30),
+                }
+            },
+            "routes": [{"type": "approval.decided", "destinations": ["hlwjg"]}],
+        }
+    )
 
 
 def demo_config(

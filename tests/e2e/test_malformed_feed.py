@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.demo import demo_config
+from gateway.demo import relay_config
 from gateway.runtime import Gateway
 from mock_platforms.server import run_in_background
 
@@ -60,7 +60,7 @@ async def test_bad_items_are_rejected_with_reasons_and_good_ones_flow(tmp_path: 
     try:
         async with httpx.AsyncClient(base_url=mocks.base_url) as client:
             await client.post("/zwfw/_mock/inject", json={"records": [good[0], *bad[:3], good[1], *bad[3:], good[2]]})
-            gateway = Gateway(demo_config(mocks.base_url, tmp_path / "g.db"))
+            gateway = Gateway(relay_config(mocks.base_url, tmp_path / "g.db"))
             await gateway.start()
             try:
                 assert await gateway.wait_idle(timeout_s=30)

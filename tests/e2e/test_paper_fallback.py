@@ -14,7 +14,7 @@ from test_malformed_feed import variant
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from gateway.demo import demo_config
+from gateway.demo import relay_config
 from gateway.runtime import Gateway
 from mock_platforms.server import run_in_background
 
@@ -31,7 +31,7 @@ async def cli(*args: str) -> tuple[int, str]:
 
 async def test_down_beyond_budget_goes_to_paper_and_is_never_sent_twice(tmp_path: Path) -> None:
     mocks = await run_in_background()
-    cfg = demo_config(mocks.base_url, tmp_path / "g.db")
+    cfg = relay_config(mocks.base_url, tmp_path / "g.db")
     hlwjg = cfg.destinations["hlwjg"]
     hlwjg.max_attempts, hlwjg.paper_fallback, hlwjg.paper_recipient = 3, True, "连云港市市场监督管理局"
     cfg.paper.dir = str(tmp_path / "paper")
@@ -116,7 +116,7 @@ async def test_down_beyond_budget_goes_to_paper_and_is_never_sent_twice(tmp_path
 
 async def test_secret_approval_goes_only_to_paper_while_the_platform_is_up(tmp_path: Path) -> None:
     mocks = await run_in_background()
-    cfg = demo_config(mocks.base_url, tmp_path / "g.db")
+    cfg = relay_config(mocks.base_url, tmp_path / "g.db")
     try:
         async with httpx.AsyncClient(base_url=mocks.base_url) as client:
             await client.post("/zwfw/_mock/inject", json={"records": [PUBLIC, SECRET]})
@@ -141,7 +141,7 @@ async def test_a_late_electronic_success_flags_the_paper_item_once(tmp_path: Pat
     from gateway.paper.reconcile import reconcile_paper
 
     mocks = await run_in_background()
-    cfg = demo_config(mocks.base_url, tmp_path / "g.db")
+    cfg = relay_config(mocks.base_url, tmp_path / "g.db")
     hlwjg = cfg.destinations["hlwjg"]
     hlwjg.max_attempts, hlwjg.paper_fallback = 2, True
     try:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from gateway.config import Config
-from gateway.demo import DEMO_FAULTS, demo_config
+from gateway.demo import DEMO_FAULTS, relay_config
 from gateway.runtime import Gateway
 from mock_platforms import create_app
 from mock_platforms.server import run_in_background
@@ -28,7 +28,7 @@ BAD_ROWS: list[dict[str, Any]] = [
 
 
 def config(base_url: str, db: Path, specialty_url: str, *, zwfw: bool = True) -> Config:
-    data = demo_config(base_url, db).model_dump(mode="json", exclude_none=True)
+    data = relay_config(base_url, db).model_dump(mode="json", exclude_none=True)
     data["sources"]["gcjs"] = {"adapter": "specialty", "url": specialty_url, "poll_interval_s": 0.2, "page_size": 40}
     if not zwfw:
         del data["sources"]["zwfw"]

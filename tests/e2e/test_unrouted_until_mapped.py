@@ -11,7 +11,7 @@ from test_malformed_feed import variant
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from gateway.demo import demo_config
+from gateway.demo import relay_config
 from gateway.runtime import Gateway
 from mock_platforms.server import run_in_background
 
@@ -33,7 +33,7 @@ async def wait_until(predicate) -> None:
 
 async def test_held_until_a_mapping_import_covers_it(tmp_path: Path) -> None:
     mocks = await run_in_background()
-    cfg = demo_config(mocks.base_url, tmp_path / "g.db")
+    cfg = relay_config(mocks.base_url, tmp_path / "g.db")
     cfg.routes[0].require_mapping = True
     cfg.gateway.mapping_poll_s = 0.1
     runner = CliRunner()

@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 
 from adapters.tif import signed_headers
 from gateway.config import Config
-from gateway.demo import demo_config
+from gateway.demo import relay_config
 from gateway.http import create_app
 from gateway.runtime import Gateway
 from mock_platforms.generator import generate_banjian
@@ -38,7 +38,7 @@ def sha(key: str) -> str:
 
 
 def push_config(base_url: str, db: Path) -> Config:
-    raw = demo_config(base_url, db).model_dump(mode="python")
+    raw = relay_config(base_url, db).model_dump(mode="python")
     zwfw = {k: raw["sources"]["zwfw"][k] for k in ("adapter", "base_url", "paasid", "token")}
     zwfw["token"] = "zwfw-mock-token"
     raw["sources"] = {

@@ -15,7 +15,7 @@ from adapters import RetryableError
 from factories import envelope
 from fakes import FakeDestination, Receiver
 from gateway.config import DestinationConfig
-from gateway.demo import demo_config
+from gateway.demo import relay_config
 from gateway.http import create_app
 from gateway.metrics import GatewayMetrics
 from gateway.relay import Destination, Relay
@@ -152,7 +152,7 @@ async def test_the_metrics_endpoint_of_a_running_gateway(tmp_path: Path) -> None
     """Polled records (new, duplicate, malformed) show up by source, type and verdict at GET /metrics."""
     mocks = await run_in_background()
     try:
-        cfg = demo_config(mocks.base_url, tmp_path / "g.db")
+        cfg = relay_config(mocks.base_url, tmp_path / "g.db")
         feed = generate_banjian(3, seed=5, duplicate_rate=0.34)
         async with httpx.AsyncClient(base_url=mocks.base_url) as mock:
             await mock.post("/zwfw/_mock/inject", json={"records": [*feed, {"PROJID": "bad"}]})
