@@ -10,11 +10,14 @@ destination's capabilities — the only place that knows the retry policy:
 - unknown outcome → resend only if the receiver honours the idempotency key; else ask its status
   first if it can answer; else ``uncertain`` for an operator. Never a blind resend.
 
-Outcomes are queued and written in groups (one commit for many attempts), each guarded by the lease
-it was made under. For receivers that honour the idempotency key, leases are taken ahead in the same
-spirit: up to ``concurrency`` deliveries beyond those in flight, refilled when half of them have started,
-so that one lease transaction serves several attempts (see ``_single_round``). Recovery of leases left by
-a previous process must finish before ``run`` starts.
+Attempts of a destination are made by ``concurrency`` worker tasks that each take the next leased
+delivery as soon as their previous attempt ends — the shape of a plain client loop, which is also what
+keeps requests from piling into the HTTP connection pool at the same instant. Outcomes are queued and
+written in groups (one commit for many attempts), each guarded by the lease it was made under. For
+receivers that honour the idempotency key, leases are taken ahead in the same spirit: up to
+``concurrency`` deliveries beyond those in flight, refilled when half of them have started, so that one
+lease transaction serves several attempts (see ``_single_round``). Recovery of leases left by a previous
+process must finish before ``run`` starts.
 
 A destination whose adapter takes batches (``capabilities.max_batch_size > 1``) is leased up to
 ``batch_size`` records at a time; a batch is sent when full or when its first record has waited
@@ -72,7 +75,8 @@ class Destination:
     inflight: int = 0  # attempts in flight; batches, for a batching destination
     forming: list[LeasedDelivery] = field(default_factory=list)  # leased, waiting for their batch to fill
     forming_since: float | None = None  # when the first record of the forming batch was leased
-    ready: deque[LeasedDelivery] = field(default_factory=deque)  # leased ahead, started as slots free up
+    ready: deque[LeasedDelivery] = field(default_factory=deque)  # leased, waiting for a worker
+    has_ready: asyncio.Event = field(default_factory=asyncio.Event)  # wakes idle workers
 
     def __post_init__(self) -> None:
         self.breaker = CircuitBreaker(self.config.breaker_failures, self.config.breaker_cooldown_s)
@@ -202,6 +206,10 @@ class Relay:
         if not self._recovered:
             raise RuntimeError("recover() must finish before the relay runs")
         committer = asyncio.create_task(self._commit_loop(), name="relay-commit")
+        for dest in self._dests.values():
+            if not dest.batching:
+                for i in range(dest.config.concurrency):
+                    self._track(asyncio.create_task(self._worker(dest), name=f"relay-{dest.name}-{i}"))
         try:
             while not self._stopping:
                 await self._take_over_expired()
@@ -220,7 +228,8 @@ class Relay:
                         await asyncio.wait_for(self._wake.wait(), self._idle_wait_s())
         finally:
             self._flush_batches()  # a graceful stop sends what was leased rather than leaving it in flight
-            self._flush_ready()
+            for dest in self._dests.values():
+                dest.has_ready.set()  # workers send what is reserved, as the breaker allows, then end
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._outcomes.join()
@@ -247,8 +256,7 @@ class Relay:
         return started
 
     async def _single_round(self, dest: Destination) -> int:
-        """Start reserved deliveries in the free slots, lease more when needed; returns how many were started
-        or leased.
+        """Keep the destination's workers supplied; returns how many deliveries were leased.
 
         Why a reserve: every lease is a transaction, and with ``synchronous=FULL`` every transaction is an
         fsync on the store's single thread. Leasing one delivery per freed slot made leases about half of
@@ -262,7 +270,6 @@ class Relay:
         others, who therefore lease per free slot. Reserved deliveries start only as the breaker allows
         (the half-open probe included); one left leased at a stop is recovered like any in-flight lease.
         """
-        started = self._start_ready(dest)
         concurrency = dest.config.concurrency
         free = concurrency - dest.inflight
         want = 0
@@ -271,32 +278,44 @@ class Relay:
                 want = free + concurrency - len(dest.ready)
         elif not dest.ready:
             want = dest.breaker.allowance(free)
+        leased: list[LeasedDelivery] = []
         if want > 0:
             leased = await self._store.lease_due(
                 owner=self._owner, destination=dest.name, limit=want, lease_s=dest.config.lease_s
             )
             dest.ready.extend(leased)
-            started += len(leased) + self._start_ready(dest)
-        return started
+        if dest.ready and dest.breaker.allowance(1) > 0:
+            dest.has_ready.set()
+        return len(leased)
 
-    def _start_ready(self, dest: Destination, *, stopping: bool = False) -> int:
-        """Start reserved deliveries in the free slots (at a stop: all of them), as the breaker allows."""
-        limit = len(dest.ready) if stopping else dest.config.concurrency - dest.inflight
-        count = 0
-        for _ in range(dest.breaker.allowance(min(limit, len(dest.ready)))):
-            row = dest.ready.popleft()
-            dest.inflight += 1
-            dest.breaker.record_started()
-            task = asyncio.create_task(self._attempt(dest, row))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            count += 1
-        return count
+    def _take_ready(self, dest: Destination) -> LeasedDelivery | None:
+        """The next leased delivery, if there is one and the breaker lets an attempt start."""
+        if not dest.ready or dest.breaker.allowance(1) <= 0:
+            return None
+        row = dest.ready.popleft()
+        dest.inflight += 1
+        dest.breaker.record_started()
+        return row
 
-    def _flush_ready(self) -> None:
-        """At a graceful stop, attempt what was reserved rather than leave it in flight until recovery."""
-        for dest in self._dests.values():
-            self._start_ready(dest, stopping=True)
+    async def _worker(self, dest: Destination) -> None:
+        """One of the destination's ``concurrency`` attempt loops; at a stop it ends once nothing it may
+        send is left (the reserve is sent as the breaker allows; what it holds back stays leased)."""
+        while True:
+            row = self._take_ready(dest)
+            if row is None:
+                if self._stopping:
+                    return
+                dest.has_ready.clear()
+                self._wake.set()  # the leasing loop refills the reserve or, failing that, polls
+                await dest.has_ready.wait()
+                continue
+            if len(dest.ready) <= dest.config.concurrency // 2:
+                self._wake.set()
+            await self._attempt(dest, row)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _attempt(self, dest: Destination, row: LeasedDelivery) -> None:
         started_at = self._clock()
@@ -308,8 +327,7 @@ class Relay:
                 dest, row, OutcomeUnknownError(f"attempt crashed: {type(exc).__name__}: {exc}")
             )
         finally:
-            dest.inflight -= 1
-            self._wake.set()
+            dest.inflight -= 1  # the worker that made the attempt asks for more when it needs to
         outcome = _with_start(outcome, started_at)
         self._notify("on_outcome", dest.name, row, outcome)
         await self._outcomes.put(outcome)
