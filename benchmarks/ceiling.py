@@ -24,7 +24,7 @@ from typing import Any
 
 from adapters.hlwjg import HlwjgAdapter
 from adapters.zwfw import ZwfwAdapter
-from benchmarks.procs import MockServer
+from benchmarks.procs import MockServer, cpu_s
 from benchmarks.stats import percentile_ms
 from gateway.logging import configure_logging
 from gateway.poller import decode_records
@@ -83,9 +83,9 @@ async def run_ceiling(mocks_url: str, destination: dict[str, Any], *, concurrenc
         if work:  # the first one off the clock: token fetch and connection set-up, paid once by the relay too
             await adapter.deliver(*work[0])
             position = warmed = 1
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
     finally:
         await adapter.aclose()
     delivered = len(latencies)
@@ -98,6 +98,7 @@ async def run_ceiling(mocks_url: str, destination: dict[str, Any], *, concurrenc
         "p50_ms": percentile_ms(latencies, 50),
         "p99_ms": percentile_ms(latencies, 99),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_ms_per_msg": round(cpu * 1000 / delivered, 3) if delivered else None,
     }
 
 
@@ -109,6 +110,7 @@ def run_ceiling_leg(
     mocks = MockServer(workdir)
     try:
         mocks.generate(count, seed=seed)
+        mocks_cpu = cpu_s(mocks.proc.pid)
         with open(workdir / "ceiling.log", "wb") as log:
             out = subprocess.run(
                 [
@@ -129,9 +131,11 @@ def run_ceiling_leg(
                 check=True,
             )
         result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        mocks_cpu = cpu_s(mocks.proc.pid) - mocks_cpu
         received = mocks.received()
     finally:
         mocks.close()
+    result["mocks_cpu_ms_per_msg"] = round(mocks_cpu * 1000 / count, 3)  # feed read included
     if result["failures"] or received["accepted"] != count or received["duplicate_creations"]:
         raise RuntimeError(
             f"ceiling: {result['failures']} failed requests (first: {result['first_failure']}); the receiver holds "

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-__all__ = ["GatewayProcess", "MockServer", "free_port", "peak_rss_mb", "wait_for"]
+__all__ = ["GatewayProcess", "MockServer", "cpu_s", "free_port", "peak_rss_mb", "wait_for"]
 
 SHENGUAN = [sys.executable, "-m", "gateway"]
 T = TypeVar("T")
@@ -50,6 +50,16 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a live process has used so far.
+
+    Throughput on a shared two-core machine moves with whatever else runs; CPU time spent per message
+    barely does, which makes it the figure to compare hot-path changes by.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
@@ -126,17 +136,19 @@ class GatewayProcess:
             [*SHENGUAN, "serve", "--config", str(config)], stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
         self.peak_rss_mb = 0.0
+        self.cpu_s = 0.0
 
     def check(self) -> None:
-        """Raise if the process died; refresh the peak memory reading while it lives."""
+        """Raise if the process died; refresh the peak memory and CPU readings while it lives."""
         if self.proc.poll() is not None:
             raise RuntimeError(f"shenguan serve exited with {self.proc.returncode}; see {self.log_path}")
         self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(self.proc.pid))
+        self.cpu_s = cpu_s(self.proc.pid)
 
     def stop(self) -> int:
-        """SIGTERM (graceful), after a last reading of the peak memory."""
+        """SIGTERM (graceful), after a last reading of peak memory and CPU time."""
         if self.proc.poll() is None:
-            self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(self.proc.pid))
+            self.check()
         code = _stop(self.proc, 60)
         self._log.close()
         return code

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from benchmarks.procs import GatewayProcess, MockServer, wait_for
+from benchmarks.procs import GatewayProcess, MockServer, cpu_s, wait_for
 from benchmarks.stats import percentile_ms
 
 __all__ = ["DestinationSettings", "PostgresReader", "RelayLeg", "SQLiteReader", "run_relay_leg"]
@@ -192,6 +192,7 @@ def run_relay_leg(
             )
             gateways.append(GatewayProcess(config, workdir / f"{leg.name}-{i}.log"))
         started = time.monotonic()
+        mocks_cpu_before = cpu_s(mocks.proc.pid)
         reader = _reader(leg.db_url)
         current = reader
 
@@ -202,6 +203,7 @@ def run_relay_leg(
 
         wait_for(done, timeout_s, f"{leg.name}: {leg.count} deliveries", interval_s=0.25)
         wall_s = time.monotonic() - started
+        mocks_cpu = cpu_s(mocks.proc.pid) - mocks_cpu_before
         codes = [gw.stop() for gw in gateways]
         if any(codes):
             raise RuntimeError(f"{leg.name}: shenguan serve exited with {codes}; see the logs in {workdir}")
@@ -214,11 +216,17 @@ def run_relay_leg(
         if reader is not None:
             reader.close()
         mocks.close()
-    return _figures(leg, timings, received, [gw.peak_rss_mb for gw in gateways], wall_s)
+    cpu = {"gateway": sum(gw.cpu_s for gw in gateways), "mocks": mocks_cpu}
+    return _figures(leg, timings, received, [gw.peak_rss_mb for gw in gateways], wall_s, cpu)
 
 
 def _figures(
-    leg: RelayLeg, timings: Sequence[tuple[float, float]], received: dict[str, Any], rss: list[float], wall_s: float
+    leg: RelayLeg,
+    timings: Sequence[tuple[float, float]],
+    received: dict[str, Any],
+    rss: list[float],
+    wall_s: float,
+    cpu: dict[str, float],
 ) -> dict[str, Any]:
     if len(timings) != leg.count:
         raise RuntimeError(f"{leg.name}: the store has {len(timings)} delivered deliveries, expected {leg.count}")
@@ -242,5 +250,8 @@ def _figures(
         "p99_ms": percentile_ms(latencies, 99),
         "peak_rss_mb": round(max(rss), 1),
         "peak_rss_mb_total": round(sum(rss), 1),
+        # CPU per message over the whole run (start-up included), gateway processes and mocks apart.
+        "cpu_ms_per_msg": round(cpu["gateway"] * 1000 / leg.count, 3),
+        "mocks_cpu_ms_per_msg": round(cpu["mocks"] * 1000 / leg.count, 3),
         "duplicate_creations": received["duplicate_creations"],
     }
