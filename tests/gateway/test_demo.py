@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from gateway import demo
@@ -14,6 +16,13 @@ from gateway.cli import app
 from gateway.demo import demo_config, render_summary
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``shenguan demo`` configures logging (level error) for the process; later tests must not inherit it."""
+    yield
+    structlog.reset_defaults()
 
 
 def test_the_whole_loop_reaches_every_platform_exactly_once() -> None:
