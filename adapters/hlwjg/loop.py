@@ -81,11 +81,13 @@ def _revision(item: Mapping[str, Any]) -> int:
     version = item.get("dataVersion", 1)
     if version in (None, ""):
         return 1
-    if isinstance(version, bool) or not isinstance(version, int | str) or not str(version).strip().isdigit():
-        raise DecodeError("dataVersion must be an integer ≥ 1")
-    if int(version) < 1:
-        raise DecodeError("dataVersion must be an integer ≥ 1")
-    return int(version)
+    try:  # str() of an absurdly long integer raises ValueError: still just a bad dataVersion
+        text = str(version).strip() if isinstance(version, int | str) and not isinstance(version, bool) else ""
+        if text.isdigit() and len(text) < 10 and int(text) >= 1:
+            return int(text)
+    except ValueError:
+        pass
+    raise DecodeError("dataVersion must be an integer ≥ 1")
 
 
 def _wrap(payload: EventPayload, *, source: str, revision: int, causation_id: str | None = None) -> Envelope:

@@ -77,10 +77,13 @@ def _revision(item: Mapping[str, Any]) -> int:
     raw = item.get("DATAVERSION")
     if raw in (None, ""):
         return 1
-    text = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
-    if not text.isdigit() or int(text) < 1:
-        raise DecodeError("DATAVERSION must be an integer ≥ 1")
-    return int(text)
+    try:  # str() of an absurdly long integer raises ValueError: still just a bad DATAVERSION
+        text = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+        if text.isdigit() and len(text) < 10 and int(text) >= 1:
+            return int(text)
+    except ValueError:
+        pass
+    raise DecodeError("DATAVERSION must be an integer ≥ 1")
 
 
 def decode_item(raw: Any) -> tuple[Any, int]:
