@@ -6,8 +6,10 @@ platform; ``/{platform}/_mock/`` is the control plane tests and benchmarks drive
 
 Modules, one idea each:
 - ``app`` — ``create_app()``: fresh state per call, fault and traffic layers outermost.
-- ``zwfw`` — 政务服务一体化平台: x-tif signed, cursor-paged 办件 change feed (a source).
-- ``hlwjg`` — 互联网+监管: OAuth2 bearer, idempotent approval-record intake, status query, event feed.
+- ``zwfw`` / ``zwfw_linkage`` — 政务服务一体化平台: x-tif signed, cursor-paged 办件 change feed; the 审管联动 linkage
+  inbox (requestId-idempotent, status query), the bureau's linkage feed, its feedback and answers, requests.
+- ``hlwjg`` / ``hlwjg_loop`` — 互联网+监管: OAuth2 bearer, idempotent approval-record, claim and loop-message
+  intake, status query, event feed; supervision acting on its tasks (``generate`` kind ``loop``), answers.
 - ``credit`` / ``credit_fields`` — 公共信用信息平台: batch upload of 双公示 records, a verdict per record,
   recordId idempotency, batched status query; the XK_*/CF_* field checks.
 - ``soap`` / ``soap_service`` — legacy SOAP exchange (前置机): login token, ``service(xml)`` with its own result
