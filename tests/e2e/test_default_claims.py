@@ -239,7 +239,7 @@ async def test_unclaimed_tasks_are_default_claimed_on_the_right_working_day(tmp_
             runner.invoke, app, [*args, "--db", str(cfg.gateway.db), "--json", "--by", "region"]
         )
         assert result.exit_code == 0, result.output
-        figures = json.loads(result.output)
+        figures = json.loads(result.stdout)
         claim = figures["total"]["claim"]
         assert (claim["total"], claim["on_time"], claim["default"], claim["late"]) == (4, 2, 2, 0)
         assert (claim["on_time_rate"], claim["default_rate"]) == (0.5, 0.5)

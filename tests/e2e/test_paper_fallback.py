@@ -26,7 +26,8 @@ SECRET = variant(
 
 async def cli(*args: str) -> tuple[int, str]:
     result = await asyncio.to_thread(CliRunner().invoke, app, list(args))
-    return result.exit_code, result.output
+    # JSON reports are read from stdout alone: log lines (this process's gateway too) go to stderr.
+    return result.exit_code, result.stdout if "--json" in args else result.output
 
 
 async def test_down_beyond_budget_goes_to_paper_and_is_never_sent_twice(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_hash_password_refuses_a_short_password() -> None:
 
 def test_new_api_key_prints_a_key_once_and_the_hash_to_configure(tmp_path) -> None:
     result = CliRunner().invoke(app, ["admin", "new-api-key", "--json"])
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert body["api_key_hash"] == api_key_hash(body["api_key"])
     config = tmp_path / "c.toml"
     config.write_text(f'[admin.users.ci]\nrole = "viewer"\napi_key_hash = "{body["api_key_hash"]}"\n', encoding="utf-8")

@@ -135,7 +135,7 @@ def test_the_cli_reports_from_the_store(db: Path, tmp_path: Path) -> None:
     args = ["report", "timeliness", "--from", "2026-11-01", "--to", "2026-11-30", "--as-of", "2026-11-25"]
     result = runner.invoke(app, [*args, "--db", str(db), "--json", "--by", "region", "--csv", str(tmp_path / "q.csv")])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["total"]["claim"]["default"] == 1 and report["by"] == "region"
     assert (tmp_path / "q.csv").read_text(encoding="utf-8").startswith("group,label,measure")
     text = runner.invoke(app, [*args, "--db", str(db)])
@@ -159,7 +159,7 @@ def test_a_period_with_nothing_due_reports_zeros_without_rates(tmp_path: Path) -
         app, ["report", "timeliness", "--from", "2026-01-01", "--to", "2026-03-31", "--db", str(path), "--json"]
     )
     assert result.exit_code == 0, result.output
-    push = json.loads(result.output)["total"]["push"]
+    push = json.loads(result.stdout)["total"]["push"]
     assert (push["total"], push["on_time_rate"]) == (0, None)
 
 
