@@ -168,4 +168,4 @@ def run_dedup_leg(workdir: Path, *, facts: int, sample: int, seed: int) -> dict[
     fill_s = fill_sqlite_ledger(path, facts, known)
     cases = {"new": unknown, "duplicate": known, "revision": [revision_of(env) for env in known]}
     result = time_sqlite_decisions(path, cases)
-    return {"store": "sqlite", "facts": facts, "fill_s": round(fill_s, 1), **result}
+    return {"leg": "dedup", "store": "sqlite", "facts": facts, "fill_s": round(fill_s, 1), **result}

@@ -216,7 +216,7 @@ def run_relay_leg(
         if reader is not None:
             reader.close()
         mocks.close()
-    cpu = {"gateway": sum(gw.cpu_s for gw in gateways), "mocks": mocks_cpu}
+    cpu = {"gateway": sum(gw.cpu_s for gw in gateways), "mocks": mocks_cpu, "instances": [gw.cpu_s for gw in gateways]}
     return _figures(leg, timings, received, [gw.peak_rss_mb for gw in gateways], wall_s, cpu)
 
 
@@ -226,7 +226,7 @@ def _figures(
     received: dict[str, Any],
     rss: list[float],
     wall_s: float,
-    cpu: dict[str, float],
+    cpu: dict[str, Any],
 ) -> dict[str, Any]:
     if len(timings) != leg.count:
         raise RuntimeError(f"{leg.name}: the store has {len(timings)} delivered deliveries, expected {leg.count}")
@@ -253,5 +253,6 @@ def _figures(
         # CPU per message over the whole run (start-up included), gateway processes and mocks apart.
         "cpu_ms_per_msg": round(cpu["gateway"] * 1000 / leg.count, 3),
         "mocks_cpu_ms_per_msg": round(cpu["mocks"] * 1000 / leg.count, 3),
+        "cpu_s_by_instance": [round(c, 2) for c in cpu["instances"]],
         "duplicate_creations": received["duplicate_creations"],
     }

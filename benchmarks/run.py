@@ -185,7 +185,8 @@ def table(summary: dict[str, Any]) -> str:
             reason = summary["skipped"].get(leg, "not run")
             lines.append(f"{leg:<10}{'—':>10}  {reason}")
             continue
-        ratio = "1.000" if leg == "ceiling" else f"{summary[f'{leg}_vs_ceiling']:.3f}"
+        vs = 1.0 if leg == "ceiling" else summary[f"{leg}_vs_ceiling"]
+        ratio = "—" if vs is None else f"{vs:.3f}"
         lines.append(
             f"{leg:<10}{rate:>10.1f}{ratio:>12}{summary[f'{leg}_p50_ms']:>11.1f}{summary[f'{leg}_p99_ms']:>11.1f}"
             f"{summary[f'{leg}_peak_rss_mb']:>14.1f}"
