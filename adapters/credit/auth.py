@@ -11,32 +11,22 @@ operator's configuration fix, not a reason for the records to die.
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 import structlog
 
 from adapters.errors import RetryableError, classify_transport_error
 from adapters.http import retry_after_s
+from adapters.tokens import TokenCache, expires_in_seconds
 
 __all__ = ["AppTokenCache"]
 
 log = structlog.get_logger(__name__)
 
-_DEFAULT_EXPIRES_IN_S = 300.0
 
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    value: str
-    refresh_at: float  # monotonic clock
-
-
-class AppTokenCache:
+class AppTokenCache(TokenCache):
     """Holds the current token; ``get`` returns it, fetching a new one shortly before it expires."""
 
     def __init__(
@@ -49,31 +39,12 @@ class AppTokenCache:
         leeway_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(self._fetch, leeway_s=leeway_s, clock=clock)
         self._client = client
         self._token_url = token_url
         self._credentials = {"appKey": app_key, "appSecret": app_secret}
-        self._leeway_s = leeway_s
-        self._clock = clock
-        self._token: _Token | None = None
-        self._lock = asyncio.Lock()
 
-    async def get(self) -> str:
-        token = self._token
-        if token is not None and self._clock() < token.refresh_at:
-            return token.value
-        return await self.refresh(stale=None)
-
-    async def refresh(self, *, stale: str | None) -> str:
-        """Replace ``stale`` (just refused) or an expired token; reuse one another task fetched meanwhile."""
-        async with self._lock:
-            token = self._token
-            if token is not None and token.value != stale and self._clock() < token.refresh_at:
-                return token.value
-            self._token = None
-            self._token = await self._fetch()
-            return self._token.value
-
-    async def _fetch(self) -> _Token:
+    async def _fetch(self) -> tuple[str, float]:
         try:
             response = await self._client.post(self._token_url, json=self._credentials)
         except httpx.HTTPError as exc:
@@ -97,11 +68,9 @@ class AppTokenCache:
         value = data.get("token") if isinstance(data, dict) else None
         if not isinstance(value, str) or not value:
             raise RetryableError("credit token reply lacks data.token")
-        expires_in = _seconds(data.get("expiresIn") if isinstance(data, dict) else None)
-        # Refresh a little early so a token does not expire in flight; short-lived tokens get a proportionally
-        # shorter margin so that they are used at all.
+        expires_in = expires_in_seconds(data.get("expiresIn") if isinstance(data, dict) else None)
         log.debug("credit.token_fetched", expires_in=expires_in)
-        return _Token(value, self._clock() + expires_in - min(self._leeway_s, expires_in / 5))
+        return value, expires_in
 
 
 def _json(response: httpx.Response) -> dict[str, object] | None:
@@ -115,15 +84,3 @@ def _json(response: httpx.Response) -> dict[str, object] | None:
 def _code(body: dict[str, object] | None) -> str | None:
     code = body.get("code") if body is not None else None
     return code if isinstance(code, str) else None
-
-
-def _seconds(value: object) -> float:
-    """``expiresIn`` as positive seconds (numbers may come as strings); a default when it is odd."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return _DEFAULT_EXPIRES_IN_S
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        return _DEFAULT_EXPIRES_IN_S
-    return float(value)

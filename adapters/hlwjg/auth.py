@@ -10,16 +10,14 @@ credentials (``invalid_client``) are an operator's configuration fix, not a reas
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import structlog
 
+from adapters import tokens
 from adapters.errors import OutcomeUnknownError, RetryableError, classify_transport_error
 from adapters.http import retry_after_s
 
@@ -28,16 +26,9 @@ __all__ = ["TOKEN_PATH", "TokenCache", "send_authorized"]
 log = structlog.get_logger(__name__)
 
 TOKEN_PATH = "oauth2/token"
-_DEFAULT_EXPIRES_IN_S = 300.0
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    value: str
-    refresh_at: float  # monotonic clock
-
-
-class TokenCache:
+class TokenCache(tokens.TokenCache):
     """Holds the current bearer token; ``get`` returns it, fetching a new one shortly before expiry."""
 
     def __init__(
@@ -50,6 +41,7 @@ class TokenCache:
         leeway_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(self._fetch, leeway_s=leeway_s, clock=clock)
         self._client = client
         self._token_url = token_url
         self._form = {
@@ -57,34 +49,8 @@ class TokenCache:
             "client_id": client_id,
             "client_secret": client_secret,
         }
-        self._leeway_s = leeway_s
-        self._clock = clock
-        self._token: _Token | None = None
-        self._lock = asyncio.Lock()
 
-    async def get(self) -> str:
-        """A token believed valid: the cached one, or a freshly fetched one."""
-        token = self._token
-        if token is not None and self._clock() < token.refresh_at:
-            return token.value
-        return await self.refresh(stale=None)
-
-    async def refresh(self, *, stale: str | None) -> str:
-        """Replace ``stale`` (a token the API just refused) or an expired token; one fetch at a time.
-
-        If another task already replaced ``stale`` while this one waited for the lock, its token is used
-        instead of fetching again.
-        """
-        async with self._lock:
-            token = self._token
-            if token is not None and token.value != stale and self._clock() < token.refresh_at:
-                return token.value
-            self._token = None
-            token = await self._fetch()
-            self._token = token
-            return token.value
-
-    async def _fetch(self) -> _Token:
+    async def _fetch(self) -> tuple[str, float]:
         try:
             response = await self._client.post(self._token_url, data=self._form)
         except httpx.HTTPError as exc:
@@ -116,12 +82,9 @@ class TokenCache:
         value = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(value, str) or not value:
             raise RetryableError("hlwjg token reply lacks access_token")
-        expires_in = _seconds(body.get("expires_in"))
-        # Refresh a little early so a token does not expire in flight; short-lived tokens get a
-        # proportionally shorter margin so they are still used at all.
-        margin = min(self._leeway_s, expires_in / 5)
+        expires_in = tokens.expires_in_seconds(body.get("expires_in"))
         log.debug("hlwjg.token_fetched", expires_in=expires_in)
-        return _Token(value, self._clock() + expires_in - margin)
+        return value, expires_in
 
 
 async def send_authorized(
@@ -157,20 +120,6 @@ async def send_authorized(
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _seconds(value: object) -> float:
-    """``expires_in`` as a positive number of seconds (some servers send a string); a default otherwise."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return _DEFAULT_EXPIRES_IN_S
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return _DEFAULT_EXPIRES_IN_S
-    if not math.isfinite(value) or value <= 0:
-        return _DEFAULT_EXPIRES_IN_S
-    return float(value)
 
 
 def _oauth_error(response: httpx.Response) -> str | None:

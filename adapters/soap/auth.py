@@ -11,40 +11,29 @@ operator's configuration fix, not a reason for messages to die.
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
 from adapters.errors import AdapterError, RetryableError
 from adapters.soap.client import ExchangeClient
+from adapters.tokens import TokenCache
 
 __all__ = ["LoginTokens"]
 
 log = structlog.get_logger(__name__)
 
 
-class LoginTokens:
+class LoginTokens(TokenCache):
     """``get`` returns the current token (logging in when there is none); ``refresh`` replaces a refused one."""
 
     def __init__(self, client: ExchangeClient, *, user: str, password: str) -> None:
+        super().__init__(self._fetch)
         self._client = client
         self._user = user
         self._password = password
-        self._token: str | None = None
-        self._lock = asyncio.Lock()
 
-    async def get(self) -> str:
-        token = self._token
-        return token if token is not None else await self.refresh(stale=None)
-
-    async def refresh(self, *, stale: str | None) -> str:
-        """Replace ``stale`` (a token the exchange just refused); reuse a replacement another task already got."""
-        async with self._lock:
-            if self._token is not None and self._token != stale:
-                return self._token
-            self._token = None
-            self._token = await self._login()
-            return self._token
+    async def _fetch(self) -> tuple[str, None]:
+        # The exchange announces no lifetime, so the token is kept until a call is refused.
+        return await self._login(), None
 
     async def _login(self) -> str:
         try:
