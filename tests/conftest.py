@@ -15,10 +15,10 @@ from pgtest import pg_database, pg_url  # noqa: F401
 
 @pytest.fixture(autouse=True)
 def _logs_on_stderr() -> None:
-    """Every test starts with the gateway's own logging: JSON lines on stderr, info level.
+    """Every test starts with the gateway's logging: JSON lines on stderr, debug level (tests assert on it).
 
     Logging is process-wide; without this a test that resets structlog to its defaults (stdout) or
     a demo that raised the level would leak into whichever test runs next — a CLI's JSON report
     mixed with log lines, or captured logs missing.
     """
-    configure_logging("json", "info")
+    configure_logging("json", "debug")
