@@ -580,45 +580,39 @@ def native_router(platform: HlwjgPlatform) -> APIRouter:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         return JSONResponse(issued)
 
-    @router.post("/api/v1/approval-records")
-    async def approval_records(request: Request) -> JSONResponse:
-        """Receive one approval record ``{"requestId", "record"}`` and create or update its task."""
+    async def authorized_json(
+        request: Request, invalid_code: str, handle: Callable[[Any], JSONResponse]
+    ) -> JSONResponse:
+        """Authenticate, then hand the parsed JSON body to ``handle``; an unparseable body is a counted 400.
+
+        Why one helper: every JSON-posting route checks the token first (a 401 is not a rejection) and counts
+        a malformed body among ``rejected`` exactly like an invalid payload, so the order and the counting
+        stay the same for all of them.
+        """
         refusal = platform.authenticate(request.headers.get("authorization"))
         if refusal is not None:
             return refusal
-        raw = await request.body()
         try:
-            body = json.loads(raw)
+            body = json.loads(await request.body())
         except ValueError:
             platform.rejected += 1
-            return _error(400, "INVALID_RECORD", "请求体不是合法的 JSON", field="body")
-        return platform.submit(body)
+            return _error(400, invalid_code, "请求体不是合法的 JSON", field="body")
+        return handle(body)
+
+    @router.post("/api/v1/approval-records")
+    async def approval_records(request: Request) -> JSONResponse:
+        """Receive one approval record ``{"requestId", "record"}`` and create or update its task."""
+        return await authorized_json(request, "INVALID_RECORD", platform.submit)
 
     @router.post("/api/v1/task-claims")
     async def task_claims(request: Request) -> JSONResponse:
         """Record a claim (认领) of a task, e.g. a default claim (默认认领) recorded by the gateway."""
-        refusal = platform.authenticate(request.headers.get("authorization"))
-        if refusal is not None:
-            return refusal
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            platform.rejected += 1
-            return _error(400, "INVALID_CLAIM", "请求体不是合法的 JSON", field="body")
-        return platform.submit_claim(body)
+        return await authorized_json(request, "INVALID_CLAIM", platform.submit_claim)
 
     @router.post("/api/v1/loop-messages")
     async def loop_messages(request: Request) -> JSONResponse:
         """Take one message of an approval's closed loop from the approval side (feedback, requests, guidance)."""
-        refusal = platform.authenticate(request.headers.get("authorization"))
-        if refusal is not None:
-            return refusal
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            platform.rejected += 1
-            return _error(400, "INVALID_MESSAGE", "请求体不是合法的 JSON", field="body")
-        return platform.submit_message(body)
+        return await authorized_json(request, "INVALID_MESSAGE", platform.submit_message)
 
     @router.get("/api/v1/approval-records/by-request/{request_id}")
     async def by_request(request_id: str, request: Request) -> JSONResponse:
