@@ -106,6 +106,24 @@ class IngestResult:
     message_ids: list[str] = field(default_factory=list)
     verdicts: list[MessageVerdict] = field(default_factory=list)  # one per envelope, in input order
 
+    def record_suppressed(self, env: Envelope, verdict: str, original_message_id: str | None) -> None:
+        """Count a message the ledger suppressed (``duplicate`` or ``stale``)."""
+        self.verdicts.append(MessageVerdict(env.id, env.type, verdict, original_message_id))
+        if verdict == "duplicate":
+            self.duplicates += 1
+        else:
+            self.stale += 1
+
+    def record_accepted(self, env: Envelope, verdict: str, *, routed: bool) -> None:
+        """Count a message stored for relay (``new`` or ``revision``); an unrouted one is held and listed."""
+        self.verdicts.append(MessageVerdict(env.id, env.type, verdict))
+        self.accepted += 1
+        self.revisions += verdict == "revision"
+        if not routed:
+            self.unrouted += 1
+            self.unrouted_ids.append(env.id)
+        self.message_ids.append(env.id)
+
 
 @dataclass(frozen=True, slots=True)
 class LeasedDelivery:

@@ -51,7 +51,6 @@ from gateway.store.base import (
     IngestResult,
     LeasedDelivery,
     MessageQuery,
-    MessageVerdict,
     NotFoundError,
     Outcome,
     Rejection,
@@ -672,13 +671,7 @@ class PostgresStore:
                     verdict=decision.verdict.value,
                     original=decision.original_message_id,
                 )
-                result.verdicts.append(
-                    MessageVerdict(env.id, env.type, decision.verdict.value, decision.original_message_id)
-                )
-                if decision.verdict == "duplicate":
-                    result.duplicates += 1
-                else:
-                    result.stale += 1
+                result.record_suppressed(env, decision.verdict.value, decision.original_message_id)
                 continue
             if decision.revision != env.revision:
                 env = env.model_copy(update={"revision": decision.revision})
@@ -719,13 +712,7 @@ class PostgresStore:
                 routes=route_names(routes),
                 **({"payload": env.data} if self._audit_full else {}),
             )
-            result.verdicts.append(MessageVerdict(env.id, env.type, decision.verdict.value))
-            result.accepted += 1
-            result.revisions += decision.verdict == "revision"
-            if not routes:
-                result.unrouted += 1
-                result.unrouted_ids.append(env.id)
-            result.message_ids.append(env.id)
+            result.record_accepted(env, decision.verdict.value, routed=bool(routes))
         async with conn.cursor() as cur:
             if messages:
                 await cur.executemany(

@@ -29,7 +29,6 @@ from gateway.store.base import (
     IngestResult,
     LeasedDelivery,
     MessageQuery,
-    MessageVerdict,
     NotFoundError,
     Outcome,
     Rejection,
@@ -571,13 +570,7 @@ class SQLiteStore:
                     verdict=decision.verdict.value,
                     original=decision.original_message_id,
                 )
-                result.verdicts.append(
-                    MessageVerdict(env.id, env.type, decision.verdict.value, decision.original_message_id)
-                )
-                if decision.verdict == "duplicate":
-                    result.duplicates += 1
-                else:
-                    result.stale += 1
+                result.record_suppressed(env, decision.verdict.value, decision.original_message_id)
                 continue
             if decision.revision != env.revision:
                 env = env.model_copy(update={"revision": decision.revision})
@@ -618,13 +611,7 @@ class SQLiteStore:
                 routes=_route_names(routes),
                 **self._audit_payload(env),
             )
-            result.verdicts.append(MessageVerdict(env.id, env.type, decision.verdict.value))
-            result.accepted += 1
-            result.revisions += decision.verdict == "revision"
-            if not routes:
-                result.unrouted += 1
-                result.unrouted_ids.append(env.id)
-            result.message_ids.append(env.id)
+            result.record_accepted(env, decision.verdict.value, routed=bool(routes))
         for rej in rejections:
             cur = conn.execute(
                 "INSERT INTO rejected (source, position, reason, raw, received_at) VALUES (?, ?, ?, ?, ?)",
