@@ -38,7 +38,7 @@ from adapters.errors import (
     RetryableError,
     classify_transport_error,
 )
-from adapters.http import retry_after_s
+from adapters.http import async_client, retry_after_s
 from adapters.masking import mask_text
 from adapters.options import base_url_option, positive_float_option, str_option
 from schemas import Classification, Envelope, LicenseCategory
@@ -146,7 +146,7 @@ class CreditAdapter:
     ) -> None:
         self.name = name
         self.publisher = publisher
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/") + "/", timeout=timeout_s, transport=transport)
+        self._client = async_client(base_url=base_url, timeout_s=timeout_s, transport=transport)
         self._tokens = AppTokenCache(self._client, token_url=TOKEN_PATH, app_key=app_key, app_secret=app_secret)
 
     @classmethod

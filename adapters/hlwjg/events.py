@@ -35,7 +35,7 @@ from adapters.errors import AdapterError, DecodeError, PermanentError, Retryable
 from adapters.hlwjg.auth import TOKEN_PATH, TokenCache, send_authorized
 from adapters.hlwjg.claims import CLAIM_EVENT, CREATED_EVENT, to_envelope
 from adapters.hlwjg.loop import KINDS, decode_event
-from adapters.http import retry_after_s
+from adapters.http import async_client, retry_after_s
 from adapters.masking import mask_text
 from adapters.options import base_url_option, positive_float_option, str_option
 from schemas import Envelope
@@ -70,7 +70,7 @@ class HlwjgEventsAdapter:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/") + "/", timeout=timeout_s, transport=transport)
+        self._client = async_client(base_url=base_url, timeout_s=timeout_s, transport=transport)
         self._tokens = TokenCache(self._client, token_url=TOKEN_PATH, client_id=client_id, client_secret=client_secret)
 
     @classmethod

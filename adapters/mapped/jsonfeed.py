@@ -19,7 +19,7 @@ import structlog
 
 from adapters.base import PollPage, RawRecord
 from adapters.errors import AdapterError, PermanentError, RetryableError, classify_transport_error
-from adapters.http import retry_after_s
+from adapters.http import async_client, retry_after_s
 from adapters.mapped.spec import JsonSource
 from adapters.masking import mask_text
 
@@ -61,8 +61,8 @@ class JsonFeed:
     ) -> None:
         self.name = name
         self.spec = spec
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/", headers=dict(headers or {}), timeout=timeout_s, transport=transport
+        self._client = async_client(
+            base_url=base_url, headers=dict(headers or {}), timeout_s=timeout_s, transport=transport
         )
 
     async def aclose(self) -> None:

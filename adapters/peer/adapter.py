@@ -43,6 +43,7 @@ from adapters.errors import (
     RetryableError,
     classify_transport_error,
 )
+from adapters.http import async_client
 from adapters.options import base_url_option, positive_float_option, str_option
 from adapters.peer.reply import TooLarge, results
 from adapters.peer.wire import decode_envelope, dumps, encode_envelope
@@ -116,7 +117,7 @@ class PeerAdapter:
         self._link = link
         self._max_body = max_body_bytes
         self._client = (
-            httpx.AsyncClient(base_url=link.base_url.rstrip("/") + "/", timeout=timeout_s, transport=transport)
+            async_client(base_url=link.base_url, timeout_s=timeout_s, transport=transport)
             if link is not None
             else None
         )

@@ -29,6 +29,7 @@ import structlog
 
 from adapters.base import Capabilities, DeliveryReceipt, Direction
 from adapters.errors import AdapterError, OutcomeUnknownError, PermanentError, RetryableError
+from adapters.http import async_client
 from adapters.masking import mask_text
 from adapters.options import base_url_option, positive_float_option, str_option
 from adapters.soap.auth import LoginTokens
@@ -87,7 +88,7 @@ class SoapAdapter:
         self._sender = sender
         self._receiver = receiver
         self._clock = clock
-        self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+        self._http = async_client(timeout_s=timeout_s, transport=transport)
         self._exchange = ExchangeClient(
             self._http,
             base_url=base_url.rstrip("/"),

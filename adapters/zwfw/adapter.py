@@ -33,7 +33,7 @@ from adapters.errors import (
     RetryableError,
     classify_transport_error,
 )
-from adapters.http import retry_after_s
+from adapters.http import async_client, retry_after_s
 from adapters.masking import mask_text
 from adapters.options import base_url_option, positive_float_option, str_option
 from adapters.zwfw import linkage
@@ -93,9 +93,7 @@ class ZwfwAdapter:
         self.name = name
         self._paasid = paasid
         self._token = token
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/", timeout=timeout_s, transport=transport
-        )
+        self._client = async_client(base_url=base_url, timeout_s=timeout_s, transport=transport)
 
     @classmethod
     def from_config(cls, name: str, options: Mapping[str, Any]) -> Self:
