@@ -42,7 +42,7 @@ def _run(cfg: Config, fn: Callable[[Backend], Awaitable[T]]) -> T:
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    env = Envelope.model_validate_json(row["envelope"])
+    env = Envelope.from_stored(row["envelope"])
     return {
         "id": row["id"],
         "state": row["state"],

@@ -257,7 +257,7 @@ class Operations:
 
 
 def _paper_item(row: dict[str, Any]) -> PaperItem:
-    env = Envelope.model_validate_json(row["envelope"])
+    env = Envelope.from_stored(row["envelope"])
     return PaperItem(
         id=row["id"],
         message_id=row["message_id"],

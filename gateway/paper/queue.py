@@ -32,7 +32,7 @@ def item_from_row(row: dict[str, Any], config: Config) -> PaperItem:
     return PaperItem(
         delivery_id=int(row["id"]),
         message_id=str(row["message_id"]),
-        envelope=Envelope.model_validate_json(row["envelope"]),
+        envelope=Envelope.from_stored(row["envelope"]),
         destination=(dest.paper_recipient if dest and dest.paper_recipient else row["destination"]),
         issuer=config.paper.issuer,
         created_at=datetime.fromtimestamp(float(row["created_at"]), tz=UTC),

@@ -37,7 +37,7 @@ async def reconcile_paper(store: Backend, destinations: Mapping[str, Destination
                 continue  # paper by route or classification never went electronic
             if not adapter.capabilities.status_query:
                 continue
-            envelope = Envelope.model_validate_json(row["envelope"])
+            envelope = Envelope.from_stored(row["envelope"])
             try:
                 receipt = await adapter.query_status(envelope, row["idempotency_key"])
             except AdapterError as exc:

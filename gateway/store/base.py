@@ -140,7 +140,7 @@ class LeasedDelivery:
     accepted_at: float | None = None  # when the delivery was created: the start of its relay latency
 
     def envelope(self) -> Envelope:
-        return Envelope.model_validate_json(self.envelope_json)
+        return Envelope.from_stored(self.envelope_json)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1133,7 +1133,7 @@ class PostgresStore:
         routed_ids: list[str] = []
         deliveries: list[tuple[Any, ...]] = []
         for message_id, body in rows:
-            env = Envelope.model_validate_json(body)
+            env = Envelope.from_stored(body)
             routes = list(router(env))
             if routes:
                 deliveries.extend(_delivery_rows(env, routes, tx.now))
@@ -1272,7 +1272,7 @@ class PostgresStore:
             row = await cur.fetchone()
             if row is None:
                 raise NotFoundError(f"there is no message {message_id}")
-            env = Envelope.model_validate_json(row[0])
+            env = Envelope.from_stored(row[0])
             cur = await tx.conn.execute(
                 "SELECT revision, message_id FROM ledger WHERE type = %s AND business_key = %s",
                 (env.type, env.business_key),

@@ -972,7 +972,7 @@ class SQLiteStore:
         ).fetchall()
         routed = 0
         for message_id, body in rows:
-            env = Envelope.model_validate_json(body)
+            env = Envelope.from_stored(body)
             routes = list(router(env))
             if routes:
                 self._insert_deliveries(conn, env, routes, now)
@@ -1140,7 +1140,7 @@ class SQLiteStore:
             row = conn.execute("SELECT envelope FROM messages WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 raise NotFoundError(f"there is no message {message_id}")
-            env = Envelope.model_validate_json(row[0])
+            env = Envelope.from_stored(row[0])
             newest = conn.execute(
                 "SELECT revision, message_id FROM ledger WHERE type = ? AND business_key = ?",
                 (env.type, env.business_key),
