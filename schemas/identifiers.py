@@ -29,6 +29,7 @@ __all__ = [
     "check_region_code",
     "check_resident_id",
     "check_uscc",
+    "is_stored_record",
     "is_uscc_placeholder",
     "mask_id_number",
     "mask_phone",
@@ -125,14 +126,17 @@ def check_region_code(value: str) -> str:
 STORED_RECORD = "shenguan.stored_record"
 
 
+def is_stored_record(info: ValidationInfo) -> bool:
+    """Whether this validation reads back a record from shenguan's own store (``Envelope.from_stored``)."""
+    return isinstance(info.context, dict) and bool(info.context.get(STORED_RECORD))
+
+
 def _unless_stored(check: Callable[[str], str]) -> Callable[[str, ValidationInfo], str]:
     """``check``, skipped for a record read back from the store: it passed ``check`` when it was accepted,
     and re-running stdnum's checksums on every load was a tenth of the relay's work per delivery."""
 
     def validate(value: str, info: ValidationInfo) -> str:
-        if isinstance(info.context, dict) and info.context.get(STORED_RECORD):
-            return value
-        return check(value)
+        return value if is_stored_record(info) else check(value)
 
     validate.__name__ = check.__name__
     return validate

@@ -7,7 +7,13 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from schemas.identifiers import check_resident_id, check_uscc, is_uscc_placeholder, normalise_code
+from schemas.identifiers import (
+    check_resident_id,
+    check_uscc,
+    is_stored_record,
+    is_uscc_placeholder,
+    normalise_code,
+)
 
 __all__ = ["IdType", "Party", "PartyKind"]
 
@@ -54,6 +60,8 @@ class Party(BaseModel):
         id_type = info.data.get("id_type")
         if id_type in (IdType.uscc, IdType.resident_id):
             value = normalise_code(value)
+        if is_stored_record(info):
+            return value  # checked when it was accepted (Envelope.from_stored)
         if id_type == IdType.uscc:
             check_uscc(value)
             if is_uscc_placeholder(value) and not info.data.get("business_registration_no"):

@@ -5,12 +5,13 @@ What must not change with it: equality, serialisation, and that a load still che
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from factories import approval
+from factories import VALID_USCC, approval
 from schemas import ApprovalDecided, Envelope
 
 
@@ -68,3 +69,37 @@ def test_a_load_still_refuses_a_bad_payload_or_hash() -> None:
     bad_payload["data"] = {**bad_payload["data"], "case_no": ""}
     with pytest.raises(ValidationError):
         Envelope.model_validate(bad_payload)
+
+
+def _with_applicant_id(env: Envelope, id_number: str) -> str:
+    """The envelope's stored JSON with the applicant's 统一社会信用代码 replaced (as a corrupted row would be)."""
+    body = env.model_dump(mode="json")
+    body["data"]["applicant"]["id_number"] = id_number
+    return json.dumps(body, ensure_ascii=False)
+
+
+def test_from_stored_gives_the_same_envelope_as_a_full_load() -> None:
+    env = Envelope.wrap(approval(), source="zwfw")
+    stored = Envelope.from_stored(env.model_dump_json())
+    assert stored == env
+    assert stored.payload() == env.payload()
+
+
+def test_from_stored_skips_the_checksums_a_full_load_still_applies() -> None:
+    """What the stored-record path trusts — the checksum and the hash, checked at acceptance — and only that."""
+    env = Envelope.wrap(approval(), source="zwfw")
+    bad_check_char = VALID_USCC[:17] + ("0" if VALID_USCC[17] != "0" else "1")
+    body = _with_applicant_id(env, bad_check_char)
+    with pytest.raises(ValidationError, match="check character"):
+        Envelope.model_validate_json(body)
+    assert Envelope.from_stored(body).payload().applicant.id_number == bad_check_char
+
+
+def test_from_stored_still_refuses_a_record_of_the_wrong_shape() -> None:
+    env = Envelope.wrap(approval(), source="zwfw")
+    body = env.model_dump(mode="json")
+    del body["data"]["applicant"]
+    with pytest.raises(ValidationError, match="applicant"):
+        Envelope.from_stored(json.dumps(body))
+    with pytest.raises(ValidationError):
+        Envelope.from_stored(_with_applicant_id(env, "not eighteen chars")[:-3])  # truncated JSON
