@@ -12,11 +12,13 @@ destination's capabilities — the only place that knows the retry policy:
 
 Attempts of a destination are made by ``concurrency`` worker tasks that each take the next leased
 delivery as soon as their previous attempt ends — the shape of a plain client loop, which is also what
-keeps requests from piling into the HTTP connection pool at the same instant. Outcomes are queued and
+keeps requests from piling into the HTTP connection pool at the same instant (which
+``adapters.http.ExclusiveConnectionPool`` also makes harmless). Outcomes are queued and
 written in groups (one commit for many attempts), each guarded by the lease it was made under. For
 receivers that honour the idempotency key, leases are taken ahead in the same spirit: up to
-``concurrency`` deliveries beyond those in flight, refilled when half of them have started, so that one
-lease transaction serves several attempts (see ``_single_round``). Recovery of leases left by a previous
+``RESERVE_FACTOR × concurrency`` deliveries beyond those in flight, refilled when half of them have
+started, so that one lease transaction serves several attempts and the workers ride out the store being
+busy with something else (see ``_single_round``). Recovery of leases left by a previous
 process must finish before ``run`` starts.
 
 A destination whose adapter takes batches (``capabilities.max_batch_size > 1``) is leased up to
@@ -62,6 +64,9 @@ from schemas import Classification, Envelope
 __all__ = ["Destination", "Relay", "RelayObserver"]
 
 log = structlog.get_logger("shenguan.relay")
+
+#: Deliveries leased ahead of the workers, per unit of ``concurrency`` (see ``Relay._single_round``).
+RESERVE_FACTOR = 4
 
 
 @dataclass
@@ -259,9 +264,11 @@ class Relay:
         """Keep the destination's workers supplied; returns how many deliveries were leased.
 
         Why a reserve: every lease is a transaction, and with ``synchronous=FULL`` every transaction is an
-        fsync on the store's single thread. Leasing one delivery per freed slot made leases about half of
-        all transactions and left attempts waiting behind them (docs/benchmarks.md). So, while the breaker
-        is closed, a lease takes the free slots plus a reserve of up to ``concurrency`` more, and the next
+        fsync on the store's single writer. Leasing one delivery per freed slot made leases about half of
+        all transactions and left attempts waiting behind them; and a lease also waits behind whatever that
+        writer is doing — an ingest page of 100–200 messages holds it for 20–40 ms, during which a small
+        reserve ran dry and the workers idled (docs/benchmarks.md). So, while the breaker is closed, a lease
+        takes the free slots plus a reserve of up to ``RESERVE_FACTOR × concurrency`` more, and the next
         lease waits until half the reserve has started.
 
         Only for receivers that honour the idempotency key (recovery policy ``resend``): a reserved
@@ -274,8 +281,9 @@ class Relay:
         free = concurrency - dest.inflight
         want = 0
         if dest.recovery_policy == "resend" and dest.breaker.state == BreakerState.closed:
-            if len(dest.ready) <= concurrency // 2:
-                want = free + concurrency - len(dest.ready)
+            reserve = RESERVE_FACTOR * concurrency
+            if len(dest.ready) <= reserve // 2:
+                want = free + reserve - len(dest.ready)
         elif not dest.ready:
             want = dest.breaker.allowance(free)
         leased: list[LeasedDelivery] = []
@@ -309,7 +317,7 @@ class Relay:
                 self._wake.set()  # the leasing loop refills the reserve or, failing that, polls
                 await dest.has_ready.wait()
                 continue
-            if len(dest.ready) <= dest.config.concurrency // 2:
+            if len(dest.ready) <= RESERVE_FACTOR * dest.config.concurrency // 2:
                 self._wake.set()
             await self._attempt(dest, row)
 
