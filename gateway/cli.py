@@ -7,6 +7,7 @@ sentence that says what to fix, never a traceback for a user mistake.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import signal
 import sys
@@ -91,6 +92,11 @@ async def _serve(cfg: Config) -> int:
     server = EmbeddedServer(
         uvicorn.Config(create_app(gateway), host=host, port=port, log_config=None, access_log=False, lifespan="off")
     )
+    # Everything built by now (modules, pydantic's and FastAPI's schemas, adapters, store, the HTTP app) lives
+    # as long as the process: freezing it keeps the cyclic collector from traversing it again on every full
+    # collection while the relay runs (GC time per relayed message fell by a third; docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
     server_task = asyncio.create_task(server.serve(), name="http")
     log.info("serve.listening", url=f"http://{host}:{port}", db=cfg.gateway.db)
     code = 0
