@@ -51,7 +51,7 @@ class RelayLeg:
     count: int
     db_url: str  # an SQLite path or a postgresql:// URL, shared by every instance
     instances: int = 1
-    page_size: int = 200
+    page_size: int = 100  # the product default (SourceConfig.page_size)
 
 
 class StoreReader(Protocol):
