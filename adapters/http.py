@@ -7,6 +7,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import cast
 
 import httpx
 
@@ -64,7 +65,8 @@ class ExclusiveConnectionPool(httpx.AsyncBaseTransport):
         except BaseException:
             await self._give_back(connection)
             raise
-        response.stream = _ReleasingStream(response.stream, lambda: self._give_back(connection))
+        body = cast(httpx.AsyncByteStream, response.stream)  # an async transport's response streams async
+        response.stream = _ReleasingStream(body, lambda: self._give_back(connection))
         return response
 
     async def _take_slot(self, request: httpx.Request) -> None:
