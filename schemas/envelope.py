@@ -188,9 +188,9 @@ class Envelope(BaseModel):
 
         Its structure and types are validated again (the typed payload is what adapters encode), but the
         identifier checksums and the content hash are not recomputed: they held when the message was
-        accepted, and the stored envelope is never rewritten after acceptance; and
-        on the relay's hot path they were about half the cost of loading each leased envelope
-        (docs/benchmarks.md). Anything that did not come out of the store goes through ``model_validate``.
+        accepted, and a stored envelope is never rewritten. On the relay's hot path they were about half
+        the cost of loading each leased envelope (docs/benchmarks.md). Anything that did not come out of
+        the store goes through ``model_validate`` or ``model_validate_json``.
         """
         return cls.model_validate_json(body, context={STORED_RECORD: True})
 
