@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-__all__ = ["GatewayProcess", "MockServer", "cpu_s", "free_port", "peak_rss_mb", "wait_for"]
+__all__ = ["GatewayProcess", "MockServer", "child_pids", "cpu_s", "free_port", "peak_rss_mb", "wait_for"]
 
 SHENGUAN = [sys.executable, "-m", "gateway"]
 T = TypeVar("T")
@@ -60,6 +60,19 @@ def cpu_s(pid: int) -> float:
     """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid`` (``shenguan serve`` has one: its intake process), from ``/proc/*/stat``."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
@@ -126,7 +139,12 @@ class MockServer:
 
 
 class GatewayProcess:
-    """One ``shenguan serve --config FILE`` child; its log goes to ``log_path``."""
+    """One ``shenguan serve --config FILE`` child; its log goes to ``log_path``.
+
+    Its figures cover the whole gateway: the ``serve`` process and its intake process (pollers and deadline
+    tracker, ``gateway.intake_process``). CPU is summed; peak memory is the sum of each process's own peak
+    — an upper bound on what the two held at any one moment.
+    """
 
     def __init__(self, config: Path, log_path: Path) -> None:
         self._log = open(log_path, "wb")  # closed in stop()
@@ -135,15 +153,33 @@ class GatewayProcess:
         self.proc = subprocess.Popen(
             [*SHENGUAN, "serve", "--config", str(config)], stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
-        self.peak_rss_mb = 0.0
-        self.cpu_s = 0.0
+        self._peak_mb: dict[int, float] = {}
+        self._cpu_s: dict[int, float] = {}
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return sum(self._peak_mb.values())
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self._cpu_s.values())
+
+    @property
+    def cpu_s_by_process(self) -> list[float]:
+        """CPU seconds of ``serve`` first, then of each child (its intake process)."""
+        return [self._cpu_s[pid] for pid in sorted(self._cpu_s, key=lambda p: p != self.proc.pid)]
 
     def check(self) -> None:
-        """Raise if the process died; refresh the peak memory and CPU readings while it lives."""
+        """Raise if the process died; refresh the peak memory and CPU readings of it and its children."""
         if self.proc.poll() is not None:
             raise RuntimeError(f"shenguan serve exited with {self.proc.returncode}; see {self.log_path}")
-        self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(self.proc.pid))
-        self.cpu_s = cpu_s(self.proc.pid)
+        for pid in (self.proc.pid, *child_pids(self.proc.pid)):
+            try:
+                peak, cpu = peak_rss_mb(pid), cpu_s(pid)
+            except (OSError, RuntimeError):
+                continue  # it ended between the listing and the reading: keep its last figures
+            self._peak_mb[pid] = max(self._peak_mb.get(pid, 0.0), peak)
+            self._cpu_s[pid] = cpu
 
     def stop(self) -> int:
         """SIGTERM (graceful), after a last reading of peak memory and CPU time."""

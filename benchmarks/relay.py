@@ -216,7 +216,12 @@ def run_relay_leg(
         if reader is not None:
             reader.close()
         mocks.close()
-    cpu = {"gateway": sum(gw.cpu_s for gw in gateways), "mocks": mocks_cpu, "instances": [gw.cpu_s for gw in gateways]}
+    cpu = {
+        "gateway": sum(gw.cpu_s for gw in gateways),
+        "mocks": mocks_cpu,
+        "instances": [gw.cpu_s for gw in gateways],
+        "processes": [gw.cpu_s_by_process for gw in gateways],
+    }
     return _figures(leg, timings, received, [gw.peak_rss_mb for gw in gateways], wall_s, cpu)
 
 
@@ -254,5 +259,7 @@ def _figures(
         "cpu_ms_per_msg": round(cpu["gateway"] * 1000 / leg.count, 3),
         "mocks_cpu_ms_per_msg": round(cpu["mocks"] * 1000 / leg.count, 3),
         "cpu_s_by_instance": [round(c, 2) for c in cpu["instances"]],
+        # Per instance: [serve, intake process] — the relay's share and the pollers' and deadline tracker's.
+        "cpu_s_by_process": [[round(c, 2) for c in instance] for instance in cpu["processes"]],
         "duplicate_creations": received["duplicate_creations"],
     }

@@ -71,6 +71,7 @@ async def _serve(cfg: Config) -> int:
     import structlog
 
     from gateway.http import EmbeddedServer, create_app, parse_listen
+    from gateway.intake_process import IntakeProcessError
     from gateway.runtime import Gateway
     from gateway.store.postgres import StoreUnavailableError
     from gateway.store.sqlite import StoreLockedError
@@ -80,10 +81,10 @@ async def _serve(cfg: Config) -> int:
         host, port = parse_listen(cfg.gateway.listen)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    gateway = Gateway(cfg)
+    gateway = Gateway(cfg, intake=cfg.gateway.intake)
     try:
         await gateway.start()
-    except (StoreLockedError, StoreUnavailableError) as exc:
+    except (StoreLockedError, StoreUnavailableError, IntakeProcessError) as exc:
         raise ConfigError(str(exc)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -160,6 +160,10 @@ class GatewaySettings(BaseModel):
         description="how long a source's single owner may go without renewing before another instance takes it",
     )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    intake: Literal["process", "inline"] = Field(
+        default="process",
+        description="where serve runs pollers and the deadline tracker: a child process of their own, or the relay's",
+    )
     mapping_poll_s: float = Field(default=5.0, gt=0, description="how often serve looks for a newly imported mapping")
     ingest_max_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="largest body POST /ingest/{source} accepts; larger ones get 413"

@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.breaker import BreakerState
-from gateway.store.base import DeliveryState, IngestResult, LeasedDelivery, Outcome
+from gateway.store.base import DeliveryState, IngestResult, LeasedDelivery, Outcome, PageCounts
 
 __all__ = ["DeadlineRisk", "GatewayMetrics", "metrics_router"]
 
@@ -101,12 +101,13 @@ class GatewayMetrics:
 
     # -- events -----------------------------------------------------------------------------------------
 
-    def ingested(self, source: str, result: IngestResult) -> None:
+    def ingested(self, source: str, result: IngestResult | PageCounts) -> None:
         """A page (poll) or a push was stored: count each record by type and verdict."""
-        for v in result.verdicts:
-            self.messages_in.labels(source, v.type, v.verdict).inc()
-        if result.rejected:
-            self.messages_in.labels(source, "unknown", "rejected").inc(result.rejected)
+        counts = result.counts() if isinstance(result, IngestResult) else result
+        for (type_, verdict), n in counts.verdicts.items():
+            self.messages_in.labels(source, type_, verdict).inc(n)
+        if counts.rejected:
+            self.messages_in.labels(source, "unknown", "rejected").inc(counts.rejected)
 
     def on_outcome(self, destination: str, delivery: LeasedDelivery, outcome: Outcome) -> None:
         state = outcome.state.value

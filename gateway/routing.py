@@ -22,12 +22,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import structlog
+
 from gateway.config import RouteConfig
 from gateway.mapping import Channel, MappingList, MappingRow
-from gateway.store.base import Route
+from gateway.store.base import Route, Store
 from schemas import Classification, Envelope
 
-__all__ = ["ConfigRouter", "mapping_from_rows"]
+__all__ = ["ConfigRouter", "MappingFollower", "mapping_from_rows"]
+
+log = structlog.get_logger("shenguan.routing")
 
 Where = tuple[tuple[str, frozenset[str]], ...]  # (dotted payload path, accepted values), all must hold
 
@@ -94,3 +98,31 @@ def _holds(where: Where, data: Mapping[str, Any]) -> bool:
         if text not in accepted:
             return False
     return True
+
+
+class MappingFollower:
+    """Keeps a router's mapping at the store's active version, and routes what a new version covers.
+
+    Imports happen in another process (``shenguan mapping import``), so every process that routes — the
+    gateway for pushes, its intake process for polled pages — looks for a new active version periodically.
+    Each one also routes the held (unrouted) messages the new version covers: a message its own router
+    held a moment before it saw the version must not wait for the next import. Rerouting is one
+    transaction per batch and finds nothing left to do when another process got there first.
+    """
+
+    def __init__(self, store: Store, router: ConfigRouter) -> None:
+        self._store = store
+        self._router = router
+        self.version: int | None = None  # the version the router has; None: no mapping (none imported yet)
+
+    async def refresh(self) -> int:
+        """Load the active version if it changed, then route what it covers; returns how many were routed."""
+        version = await self._store.active_mapping_version()
+        if version == self.version:
+            return 0
+        rows = await self._store.active_mapping() if version is not None else []
+        self._router.mapping = mapping_from_rows(rows, source=f"store v{version}") if version is not None else None
+        self.version = version
+        routed = await self._store.reroute_unrouted(self._router)
+        log.info("mapping.activated", version=version, rows=len(rows), rerouted=routed)
+        return routed

@@ -1,4 +1,4 @@
-"""The gateway runtime: builds adapters from config, recovers, then runs pollers and the relay.
+"""The gateway runtime: builds adapters from config, recovers, then runs the relay and the intake.
 
 Order matters and is enforced here: the store opens, leases left by a previous process are
 recovered, and only then do relay workers start — a sender racing recovery is how other engines
@@ -13,25 +13,23 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import structlog
 
-from adapters import DestinationAdapter, Direction, SourceAdapter
-from adapters.registry import load
+from adapters import DestinationAdapter, SourceAdapter
 from gateway.alerts import AlertSink, AlertWatcher
-from gateway.calendar import ScheduleError
-from gateway.calendar_cli import default_calendar_dir
-from gateway.config import Config, ConfigError
+from gateway.assembly import build_adapter, open_configured_store
+from gateway.config import Config
 from gateway.deadline_tracker import DeadlineTracker
+from gateway.intake import Intake, SourceProgress
+from gateway.intake_process import IntakeProcess
 from gateway.metrics import GatewayMetrics
 from gateway.paper.reconcile import reconcile_paper
-from gateway.poller import SourcePoller
 from gateway.relay import Destination, Relay
-from gateway.routing import ConfigRouter, mapping_from_rows
-from gateway.store import IngestResult, Store, open_store
+from gateway.routing import ConfigRouter, MappingFollower
+from gateway.store import PageCounts, Store
 
 __all__ = ["Gateway"]
 
@@ -44,57 +42,67 @@ _WATCHERS = frozenset({"mapping-watch", "paper-watch", "alert-watch", "deadline-
 AUDIT_CHAIN_S = 1.0
 
 
-def _build(kind: str, name: str, adapter_name: str, options: dict[str, Any]) -> Any:
-    cls = load(adapter_name)
-    direction = cls.capabilities.direction
-    wanted = Direction.source if kind == "sources" else Direction.destination
-    if direction not in (wanted, Direction.both):
-        raise ConfigError(
-            f"{kind}.{name}: adapter {adapter_name!r} is a {direction.value} adapter, not a {wanted.value}"
-        )
-    try:
-        return cls.from_config(name, options)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{kind}.{name} ({adapter_name}): {exc}") from None
-
-
 class Gateway:
-    """One gateway instance: store, sources, destinations, relay."""
+    """One gateway instance: store, sources, destinations, relay, and its intake (pollers, deadline tracker).
 
-    def __init__(self, config: Config, *, store: Store | None = None, clock: Callable[[], float] = time.time) -> None:
+    ``intake`` says where the intake runs: ``"inline"`` as tasks on this event loop — what an embedding
+    (tests, the demo) gets, sharing its store object and clock — or ``"process"``, a child process of its own
+    (``gateway.intake_process``), which is how ``shenguan serve`` runs it by default.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+        intake: Literal["inline", "process"] = "inline",
+    ) -> None:
         self.config = config
         self.clock = clock  # every component reads time from here: tests move it across working days
         self.instance_id = config.gateway.instance_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.store: Store = store or open_store(
-            config.gateway.db,
-            sqlite_synchronous=config.gateway.sqlite_synchronous,
-            audit_algorithm=config.audit.algorithm,
-            audit_mode=config.audit.mode,
-            clock=clock,
-            pool_size=config.gateway.pg_pool_size,
-        )
+        self.store: Store = store or open_configured_store(config, clock=clock)
         self.router = ConfigRouter(config.routes)
+        self._mapping = MappingFollower(self.store, self.router)
         self.sources: dict[str, SourceAdapter] = {}
         self.destinations: dict[str, DestinationAdapter] = {}
-        self.pollers: list[SourcePoller] = []
         self.relay: Relay | None = None
+        self._intake_mode = intake
+        self.intake: Intake | IntakeProcess | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._mapping_version: int | None = None
         self.metrics = GatewayMetrics(clock=clock)
         self.alerts = AlertSink(config.alerts, on_fired=lambda a: self.metrics.alerts.labels(a.kind).inc())
         self.alert_watcher: AlertWatcher | None = None
-        self.deadlines: DeadlineTracker | None = None
+
+    @property
+    def deadlines(self) -> DeadlineTracker | None:
+        """The deadline tracker, when it runs in this process (inline intake)."""
+        return self.intake.deadlines if isinstance(self.intake, Intake) else None
+
+    @property
+    def pollers(self) -> Sequence[SourceProgress]:
+        """Every polled source and how far it has been read (in this process or the intake process)."""
+        return self.intake.sources if self.intake is not None else []
 
     async def start(self) -> None:
-        """Open the store, recover, build adapters, start relay and pollers (in that order)."""
+        """Open the store, build adapters, recover, start the relay, then the intake (in that order)."""
         await self.store.open()
         try:
-            if self.config.deadlines.enabled:
-                self.deadlines = self._deadline_tracker()
             for name, sc in self.config.sources.items():
-                self.sources[name] = _build("sources", name, sc.adapter, sc.adapter_options())
+                self.sources[name] = build_adapter("sources", name, sc.adapter, sc.adapter_options())
             for name, dc in self.config.destinations.items():
-                self.destinations[name] = _build("destinations", name, dc.adapter, dc.adapter_options())
+                self.destinations[name] = build_adapter("destinations", name, dc.adapter, dc.adapter_options())
+            if self._intake_mode == "inline":
+                self.intake = Intake(
+                    self.config,
+                    self.store,
+                    self.router,
+                    self.sources,
+                    owner=self.instance_id,
+                    clock=self.clock,
+                    on_ingested=lambda source, result: self._ingested(source, result.counts()),
+                    on_default_claims=self._wake_relay,
+                )
         except BaseException:
             await self._close_adapters()
             await self.store.close()
@@ -116,33 +124,30 @@ class Gateway:
         if hasattr(self.store, "claim_alerts"):
             self.alert_watcher = AlertWatcher(self.store, self.alerts, interval_s=self.config.alerts.scan_interval_s)  # type: ignore[arg-type]
             self._tasks.append(asyncio.create_task(self.alert_watcher.run(), name="alert-watch"))
-        for name, adapter in self.sources.items():
-            if self.config.sources[name].mode == "push":
-                continue  # push-only: records arrive at POST /ingest/{name}
-            poller = SourcePoller(
-                name,
-                adapter,
-                self.config.sources[name],
-                self.store,
-                self.router,
-                on_ingested=lambda r, name=name: self._ingested(name, r),
-                owner=self.instance_id,
-                lease_s=self.config.gateway.source_lease_s,
-            )
-            self.pollers.append(poller)
-            self._tasks.append(asyncio.create_task(poller.run(), name=f"poller-{name}"))
-        if self.deadlines is not None:
-            # After the pollers exist: default claims wait until each of them has caught up once.
-            self.metrics.read_deadline_risk_with(self.deadlines.risk)
-            self._tasks.append(
-                asyncio.create_task(self.deadlines.run(self.config.deadlines.check_s), name="deadline-watch")
-            )
+        await self._start_intake()
         log.info(
             "gateway.started",
             instance=self.instance_id,
             sources=sorted(self.sources),
             destinations=sorted(self.destinations),
+            intake=self._intake_mode,
         )
+
+    async def _start_intake(self) -> None:
+        """Pollers and deadline tracker, after the relay: here, or in the intake process once it reports started."""
+        if self.intake is None:
+            self.intake = IntakeProcess(
+                self.config, instance_id=self.instance_id, on_ingested=self._ingested, on_wake=self._wake_relay
+            )
+            try:
+                self._tasks.extend(await self.intake.start())
+            except BaseException:
+                await self.stop(grace_s=0)
+                raise
+        else:
+            self._tasks.extend(self.intake.start())
+        if self.config.deadlines.enabled:
+            self.metrics.read_deadline_risk_with(self.intake.deadline_risk)
 
     def _observe(self) -> None:
         """Point the scrape-time metrics at the store and the relay's breakers."""
@@ -152,38 +157,21 @@ class Gateway:
         if relay is not None:
             self.metrics.read_breakers_with(lambda: {n: d.breaker.state for n, d in relay.destinations.items()})
 
-    def _ingested(self, source: str, result: IngestResult) -> None:
-        """A poller stored a page: count it, wake the relay, and the alert watcher if there is news for it."""
-        self.metrics.ingested(source, result)
+    def _ingested(self, source: str, counts: PageCounts) -> None:
+        """The intake stored a page: count it, wake the relay, and the alert watcher if there is news for it."""
+        self.metrics.ingested(source, counts)
+        self._wake_relay()
+        if counts.rejected or counts.unrouted:
+            self.wake_alerts()
+
+    def _wake_relay(self) -> None:
         if self.relay:
             self.relay.wake()
-        if result.rejected or result.unrouted:
-            self.wake_alerts()
 
     def wake_alerts(self) -> None:
         """Something alert-worthy was just stored: read the chain now rather than at the next interval."""
         if self.alert_watcher is not None:
             self.alert_watcher.wake()
-
-    def _deadline_tracker(self) -> DeadlineTracker:
-        """The closed loop's deadline tracker on this gateway's store, router, mapping, clock and calendar."""
-        settings = self.config.deadlines
-        directory = settings.calendar_dir or default_calendar_dir()
-        destinations = self.config.destinations
-        try:
-            return DeadlineTracker(
-                self.store,  # type: ignore[arg-type]  # both backends implement DeadlineStore
-                settings,
-                router=self.router,
-                calendar_dir=Path(directory),
-                clock=self.clock,
-                mapping=lambda: self.router.mapping,
-                paper_allowed=lambda d: d in destinations and destinations[d].paper_fallback,
-                ready=lambda: all(p.caught_up_once for p in self.pollers),
-                on_ingested=lambda: self.relay.wake() if self.relay else None,
-            )
-        except ScheduleError as exc:
-            raise ConfigError(f"deadlines: a stored holiday schedule is invalid, fix or remove it:\n{exc}") from None
 
     async def refresh_mapping(self) -> int:
         """Load the active mapping version if it changed, then route what it now covers.
@@ -191,16 +179,9 @@ class Gateway:
         Returns how many held (unrouted) messages were routed. Imports happen in another process
         (``shenguan mapping import``), so a running gateway looks for a new active version periodically.
         """
-        version = await self.store.active_mapping_version()
-        if version == self._mapping_version:
-            return 0
-        rows = await self.store.active_mapping() if version is not None else []
-        self.router.mapping = mapping_from_rows(rows, source=f"store v{version}") if version is not None else None
-        self._mapping_version = version
-        routed = await self.store.reroute_unrouted(self.router)
-        log.info("mapping.activated", version=version, rows=len(rows), rerouted=routed)
-        if routed and self.relay:
-            self.relay.wake()
+        routed = await self._mapping.refresh()
+        if routed:
+            self._wake_relay()
         return routed
 
     async def _watch_mapping(self) -> None:
@@ -231,8 +212,8 @@ class Gateway:
     async def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: stop polling and leasing, let in-flight attempts finish within the grace time."""
         grace = self.config.gateway.shutdown_grace_s if grace_s is None else grace_s
-        for poller in self.pollers:
-            poller.stop()
+        if self.intake is not None:
+            self.intake.stop()
         if self.relay:
             self.relay.stop()
         for task in self._tasks:

@@ -32,6 +32,7 @@ __all__ = [
     "NotFoundError",
     "OperatorStore",
     "Outcome",
+    "PageCounts",
     "Rejection",
     "Route",
     "Router",
@@ -94,6 +95,17 @@ class MessageVerdict:
     original_message_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PageCounts:
+    """What one stored page (or push) came to, without the message ids: what the metrics and the relay's
+    wake-up need, and all an intake process tells its gateway about a page (``gateway.intake_process``)."""
+
+    verdicts: dict[tuple[str, str], int] = field(default_factory=dict)  # (type, verdict) → messages
+    accepted: int = 0
+    rejected: int = 0
+    unrouted: int = 0
+
+
 @dataclass(slots=True)
 class IngestResult:
     accepted: int = 0  # new facts and revisions stored for relay
@@ -123,6 +135,12 @@ class IngestResult:
             self.unrouted += 1
             self.unrouted_ids.append(env.id)
         self.message_ids.append(env.id)
+
+    def counts(self) -> PageCounts:
+        verdicts: dict[tuple[str, str], int] = {}
+        for v in self.verdicts:
+            verdicts[v.type, v.verdict] = verdicts.get((v.type, v.verdict), 0) + 1
+        return PageCounts(verdicts, self.accepted, self.rejected, self.unrouted)
 
 
 @dataclass(frozen=True, slots=True)
