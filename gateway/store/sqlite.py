@@ -355,9 +355,7 @@ class SQLiteStore:
             digest = entry_hash(prev, seq, at, kind, subject, text, algorithm=self.audit_algorithm)
             rows.append((seq, at, kind, subject, text, prev, digest))
             prev = digest
-        conn.executemany(
-            "INSERT INTO audit (seq, at, kind, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-        )
+        _insert_rows(conn, "INSERT INTO audit (seq, at, kind, subject, detail, prev_hash, hash)", rows)
 
     def _audit_payload(self, env: Envelope) -> dict[str, Any]:
         """In ``full`` audit mode, the message's canonical payload; nothing in ``metadata`` mode (the default)."""
@@ -678,77 +676,96 @@ class SQLiteStore:
     def _lease(
         self, conn: sqlite3.Connection, owner: str, destination: str, limit: int, lease_s: float
     ) -> list[LeasedDelivery]:
+        """Three statements whatever the number of rows: the due ids, the lease, the rows with their envelopes.
+
+        Why so few: this runs on the store's thread while the relay's requests keep the event loop's thread
+        busy, and every statement step hands the interpreter lock back and forth between them — each handoff
+        can wait out a whole switch interval (5 ms). A statement per row made a lease of 30 take 20–40 ms
+        and left the relay's workers idle meanwhile (docs/benchmarks.md), so the rows travel as one JSON
+        array per statement instead.
+        """
         now = self._clock()
         # A later revision waits while an earlier one of the same fact is still open for this
         # destination: receivers must see revisions in order, or a revision would look like a
         # second record.
-        rows = conn.execute(
-            "UPDATE deliveries SET state = 'in_flight', lease_owner = ?, lease_expires_at = ?, "
-            "attempts = attempts + 1, updated_at = ? WHERE id IN ("
+        due = conn.execute(
+            "SELECT json_group_array(id) FROM ("
             "  SELECT d.id FROM deliveries d WHERE d.destination = ? AND d.state IN ('pending', 'retry_wait') "
             "  AND d.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.destination = d.destination "
             "  AND o.fact_key = d.fact_key AND o.revision < d.revision AND o.state IN ('pending', 'in_flight', 'retry_wait')) "
-            "  ORDER BY d.next_attempt_at, d.id LIMIT ?) "
-            "RETURNING id, message_id, destination, idempotency_key, attempts, verify_first, created_at",
-            (owner, now + lease_s, now, destination, now, limit),
-        ).fetchall()
-        if not rows:
+            "  ORDER BY d.next_attempt_at, d.id LIMIT ?)",
+            (destination, now, limit),
+        ).fetchone()[0]
+        if due == "[]":
             return []
-        ids = {r[1] for r in rows}
-        marks = ",".join("?" * len(ids))
-        bodies = {
-            mid: (body, typ)
-            for mid, body, typ in conn.execute(f"SELECT id, envelope, type FROM messages WHERE id IN ({marks})", tuple(ids))
-        }
-        return [
-            LeasedDelivery(r[0], r[1], r[2], r[3], r[4], bool(r[5]), *bodies[r[1]], accepted_at=r[6])
-            for r in sorted(rows, key=lambda r: r[0])
-        ]
+        conn.execute(
+            "UPDATE deliveries SET state = 'in_flight', lease_owner = ?, lease_expires_at = ?, "
+            "attempts = attempts + 1, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+            (owner, now + lease_s, now, due),
+        )
+        leased = conn.execute(
+            "SELECT json_group_array(json_array(d.id, d.message_id, d.destination, d.idempotency_key, d.attempts, "
+            "d.verify_first, d.created_at, m.envelope, m.type)) FROM deliveries d JOIN messages m ON m.id = d.message_id "
+            "WHERE d.id IN (SELECT value FROM json_each(?))",
+            (due,),
+        ).fetchone()[0]
+        return sorted(
+            (
+                LeasedDelivery(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[7], r[8], accepted_at=r[6])
+                for r in json.loads(leased)
+            ),
+            key=lambda row: row.id,
+        )
 
     async def complete(self, owner: str, outcomes: Sequence[Outcome]) -> int:
         return await self._run(self._tx, self._complete, owner, outcomes)
 
     def _complete(self, conn: sqlite3.Connection, owner: str, outcomes: Sequence[Outcome]) -> int:
+        """Record outcomes whose lease this owner still holds: a handful of statements for any number (see ``_lease``)."""
         now = self._clock()
-        applied = 0
+        by_id: dict[int, Outcome] = {}
         for o in outcomes:
+            by_id.setdefault(o.delivery_id, o)  # one outcome per lease; a second would find it no longer in flight
+        held = conn.execute(
+            "SELECT json_group_object(id, json_array(attempts + attempt_offset, destination, message_id)) "
+            "FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ? AND state = 'in_flight'",
+            (json.dumps(list(by_id)), owner),
+        ).fetchone()[0]
+        # Leases lost meanwhile (expired and taken over) are left out: their holder records the outcome.
+        still = json.loads(held)
+        applied = [(o, *still[str(o.delivery_id)]) for o in by_id.values() if str(o.delivery_id) in still]
+        updates, attempts = [], []
+        for o, attempt, destination, message_id in applied:
             delivered_at = now if o.state in (DeliveryState.delivered, DeliveryState.paper_delivered) else None
-            cur = conn.execute(
-                "UPDATE deliveries SET state = ?, lease_owner = NULL, lease_expires_at = NULL, "
-                "next_attempt_at = COALESCE(?, next_attempt_at), verify_first = ?, last_error = ?, last_error_kind = ?, "
-                "remote_id = COALESCE(?, remote_id), delivered_at = COALESCE(?, delivered_at), updated_at = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = 'in_flight' RETURNING attempts + attempt_offset, destination, message_id",
-                (
-                    o.state.value,
-                    o.next_attempt_at,
-                    int(o.verify_first),
-                    o.error,
-                    o.error_kind,
-                    o.remote_id,
-                    delivered_at,
-                    now,
-                    o.delivery_id,
-                    owner,
-                ),
-            ).fetchone()
-            if cur is None:
-                continue  # the lease was lost (expired and taken over): that holder records the outcome
-            applied += 1
+            state = o.state.value
+            updates.append(
+                (o.delivery_id, state, o.next_attempt_at, int(o.verify_first), o.error, o.error_kind, o.remote_id, delivered_at)
+            )
+            attempts.append((o.delivery_id, attempt, o.started_at, now, state, o.error_kind, o.error))
             self._audit(
                 conn,
-                f"delivery.{o.state.value}",
+                f"delivery.{state}",
                 o.delivery_id,
-                attempt=cur[0],
+                attempt=attempt,
                 error_kind=o.error_kind,
-                destination=cur[1],
-                message=cur[2],
+                destination=destination,
+                message=message_id,
             )
+        for chunk in _chunks(updates):
             conn.execute(
-                "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, finished_at, outcome, error_kind, "
-                "error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (o.delivery_id, cur[0], o.started_at, now, o.state.value, o.error_kind, o.error),
+                "UPDATE deliveries SET state = v.column2, lease_owner = NULL, lease_expires_at = NULL, "
+                "next_attempt_at = COALESCE(v.column3, deliveries.next_attempt_at), verify_first = v.column4, "
+                "last_error = v.column5, last_error_kind = v.column6, remote_id = COALESCE(v.column7, deliveries.remote_id), "
+                "delivered_at = COALESCE(v.column8, deliveries.delivered_at), updated_at = ? "
+                f"FROM (VALUES {_placeholders(len(chunk), 8)}) AS v WHERE deliveries.id = v.column1",
+                (now, *(value for row in chunk for value in row)),
             )
-        return applied
+        _insert_rows(
+            conn,
+            "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, finished_at, outcome, error_kind, error)",
+            attempts,
+        )
+        return len(applied)
 
     # -- paper queue -------------------------------------------------------------------------------
 
@@ -1529,6 +1546,29 @@ class SQLiteStore:
 
 
 # -- operator look-ups: how rows become dicts -------------------------------------------------------------
+
+
+#: Rows per multi-row statement: 100 rows of up to 8 values stay under SQLite's smallest host-parameter limit (999).
+_ROWS_PER_STATEMENT = 100
+
+
+def _placeholders(rows: int, width: int) -> str:
+    """``(?, ?), (?, ?)`` … : ``rows`` rows of ``width`` parameters for a multi-row ``VALUES``."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * rows)
+
+
+def _chunks(rows: Sequence[tuple[Any, ...]]) -> list[Sequence[tuple[Any, ...]]]:
+    return [rows[i : i + _ROWS_PER_STATEMENT] for i in range(0, len(rows), _ROWS_PER_STATEMENT)]
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``head VALUES (…), (…)``: one statement per hundred rows, values bound as they are (floats stay exact).
+
+    ``executemany`` would step once per row, and every step gives the interpreter lock away (see ``_lease``).
+    """
+    for chunk in _chunks(rows):
+        conn.execute(f"{head} VALUES {_placeholders(len(chunk), len(chunk[0]))}", [v for row in chunk for v in row])
 
 
 def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
