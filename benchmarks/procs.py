@@ -142,8 +142,9 @@ class GatewayProcess:
     """One ``shenguan serve --config FILE`` child; its log goes to ``log_path``.
 
     Its figures cover the whole gateway: the ``serve`` process and its intake process (pollers and deadline
-    tracker, ``gateway.intake_process``). CPU is summed; peak memory is the sum of each process's own peak
-    — an upper bound on what the two held at any one moment.
+    tracker, ``gateway.intake_process``). CPU is summed, counted from ``start_counting`` (after start-up);
+    peak memory is the sum of each process's own peak — an upper bound on what the two held at any one
+    moment.
     """
 
     def __init__(self, config: Path, log_path: Path) -> None:
@@ -155,6 +156,17 @@ class GatewayProcess:
         )
         self._peak_mb: dict[int, float] = {}
         self._cpu_s: dict[int, float] = {}
+        self._cpu_base: dict[int, float] = {}
+
+    def started(self) -> bool:
+        """``serve`` has logged ``gateway.started``: recovered, relaying, its intake process running."""
+        self.check()
+        return '"gateway.started"' in self.log_path.read_text(errors="replace")
+
+    def start_counting(self) -> None:
+        """From now on CPU time counts (what start-up used is left out)."""
+        self.check()
+        self._cpu_base = dict(self._cpu_s)
 
     @property
     def peak_rss_mb(self) -> float:
@@ -162,12 +174,13 @@ class GatewayProcess:
 
     @property
     def cpu_s(self) -> float:
-        return sum(self._cpu_s.values())
+        return sum(self.cpu_s_by_process)
 
     @property
     def cpu_s_by_process(self) -> list[float]:
-        """CPU seconds of ``serve`` first, then of each child (its intake process)."""
-        return [self._cpu_s[pid] for pid in sorted(self._cpu_s, key=lambda p: p != self.proc.pid)]
+        """CPU seconds of ``serve`` first, then of each child (its intake process), since ``start_counting``."""
+        pids = sorted(self._cpu_s, key=lambda p: p != self.proc.pid)
+        return [self._cpu_s[pid] - self._cpu_base.get(pid, 0.0) for pid in pids]
 
     def check(self) -> None:
         """Raise if the process died; refresh the peak memory and CPU readings of it and its children."""

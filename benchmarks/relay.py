@@ -1,11 +1,14 @@
 """The relay legs: ``shenguan serve`` relaying a backlog of approvals from the zwfw mock to the hlwjg mock.
 
-A leg puts ``count`` distinct approvals in the zwfw feed *before* any gateway starts (a backlog), starts one
-or more ``shenguan serve`` processes with a generated configuration, waits until the store says every
-delivery is ``delivered``, stops them with SIGTERM and then reads the figures:
+A leg starts one or more ``shenguan serve`` processes with a generated configuration, waits until every one
+has started (relay running, intake process up), then puts ``count`` distinct approvals in the zwfw feed in
+one step (a backlog), waits until the store says every delivery is ``delivered``, stops them with SIGTERM
+and then reads the figures:
 
 - throughput: ``count / (last delivered_at − first received_at)``, both read from the store — the span
-  from the first approval's acceptance to the last one's delivery, without process start-up;
+  from the first approval's acceptance to the last one's delivery. No process start-up falls inside it:
+  with several instances, one that was still importing its modules while another already relayed would
+  otherwise be measured as relay work;
 - end-to-end latency of each message: its delivery's ``delivered_at`` minus its ``received_at`` (the
   acceptance in the store). The whole backlog is accepted far faster than it can be delivered, so this is
   mostly time spent waiting in the outbox: it grows with the backlog and reads as "how long the last
@@ -182,7 +185,6 @@ def run_relay_leg(
     gateways: list[GatewayProcess] = []
     reader: StoreReader | None = None
     try:
-        mocks.generate(leg.count, seed=seed)
         for i in range(leg.instances):
             config = workdir / f"{leg.name}-{i}.toml"
             config.write_text(
@@ -191,6 +193,10 @@ def run_relay_leg(
                 )
             )
             gateways.append(GatewayProcess(config, workdir / f"{leg.name}-{i}.log"))
+        wait_for(lambda: all(gw.started() for gw in gateways), timeout_s, f"{leg.name}: every instance started")
+        for gw in gateways:
+            gw.start_counting()
+        mocks.generate(leg.count, seed=seed)
         started = time.monotonic()
         mocks_cpu_before = cpu_s(mocks.proc.pid)
         reader = _reader(leg.db_url)
@@ -255,7 +261,7 @@ def _figures(
         "p99_ms": percentile_ms(latencies, 99),
         "peak_rss_mb": round(max(rss), 1),
         "peak_rss_mb_total": round(sum(rss), 1),
-        # CPU per message over the whole run (start-up included), gateway processes and mocks apart.
+        # CPU per message while relaying (start-up excluded), gateway processes and mocks apart.
         "cpu_ms_per_msg": round(cpu["gateway"] * 1000 / leg.count, 3),
         "mocks_cpu_ms_per_msg": round(cpu["mocks"] * 1000 / leg.count, 3),
         "cpu_s_by_instance": [round(c, 2) for c in cpu["instances"]],

@@ -296,13 +296,18 @@ class DeadlineTracker:
                         summary.at_risk_by_kind[row["kind"]] = summary.at_risk_by_kind.get(row["kind"], 0) + 1
                         if row["delivery_state"] == "retry_wait" and self._paper_allowed(str(row["destination"])):
                             summary.escalated += await self._escalate(row, due)
+            # Written page by page: a tick after downtime may find a whole backlog expired at once, and holding
+            # every closing or claim of it in memory until the end would grow with the backlog.
+            if elapsed:
+                result = await self._store.record_deadlines([], elapsed)
+                summary.elapsed += result[1] if result else 0
+                elapsed = []
+            if claims:
+                summary.default_claims += await self._record_default_claims(claims)
+                claims = []
             if len(rows) < _PAGE:
                 break
             after = int(rows[-1]["id"])
-        if elapsed:
-            result = await self._store.record_deadlines([], elapsed)
-            summary.elapsed = result[1] if result else 0
-        summary.default_claims = await self._record_default_claims(claims)
 
     @staticmethod
     def _elapse(row: dict[str, Any], due: date) -> Closing:
