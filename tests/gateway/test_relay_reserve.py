@@ -117,3 +117,47 @@ async def test_a_graceful_stop_sends_the_reserve_instead_of_leaving_it_in_flight
     assert states["in_flight"] == 0, "nothing leased is left behind by a graceful stop"
     assert states["delivered"] == adapter.calls == sum(receiver.records.values())
     assert states["pending"] == 200 - states["delivered"]
+
+
+class CompletionLog(CountingStore):
+    """Records each group of outcomes written: how many, and how long after its first outcome was decided."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups: list[int] = []
+
+    async def complete(self, owner, outcomes):  # type: ignore[no-untyped-def]
+        self.groups.append(len(outcomes))
+        return await super().complete(owner, outcomes)
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+async def test_outcomes_wait_for_company_only_when_a_crash_would_resend_them_harmlessly(
+    tmp_path, idempotent: bool
+) -> None:
+    store = CompletionLog(tmp_path / "g.db", synchronous="NORMAL")
+    await store.open()
+    try:
+        receiver = Receiver(honours_keys=idempotent)
+        caps = Capabilities(direction=Direction.destination, idempotent_receiver=idempotent, status_query=False)
+        adapter = SlowDestination(receiver, capabilities=caps)
+        await store.ingest_page("src", [envelope(f"K{i}") for i in range(40)], [], "1", lambda _e: [Route("fake")])
+        dest = Destination("fake", adapter, DestinationConfig.model_validate(CONFIG))
+        relay = Relay(store, {"fake": dest}, owner="t", commit_linger_s=10.0)  # a linger no test would sit out
+        await relay.recover()
+        task = asyncio.create_task(relay.run())
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if sum(store.groups) >= 40 or (idempotent and adapter.calls >= 40):
+                break
+        written_while_running = sum(store.groups)
+        relay.stop()
+        await task
+    finally:
+        await store.close()
+    assert receiver.duplicate_creations == 0
+    if idempotent:
+        assert written_while_running == 0, "idempotent receivers' outcomes linger for company"
+        assert sum(store.groups) == 40 and len(store.groups) <= 2, "... and a stop writes them at once, together"
+    else:
+        assert written_while_running == 40, "an outcome a crash would leave to an operator is written at once"
