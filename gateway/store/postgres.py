@@ -35,7 +35,7 @@ import json
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -1351,6 +1351,20 @@ class PostgresStore:
     async def alerts_scanned(self) -> int:
         rows = await self._fetch("SELECT value FROM meta WHERE key = 'alerts_scanned'")
         return int(rows[0][0]) if rows else 0
+
+    async def alert_candidates(
+        self, *, after_seq: int, span: int, kinds: Sequence[str], detail_marks: Mapping[str, str]
+    ) -> tuple[list[AuditEntry], int]:
+        """Entries that may call for an alert among the next ``span`` (see ``SQLiteStore.alert_candidates``)."""
+        tip = int((await self._fetch("SELECT COALESCE(MAX(seq), 0) FROM audit"))[0][0])
+        reached = min(tip, after_seq + span)
+        rows = await self._fetch(
+            "SELECT seq, at, kind, subject, detail, prev_hash, hash FROM audit WHERE seq > %s AND seq <= %s "
+            "AND (kind = ANY(%s) OR EXISTS (SELECT 1 FROM unnest(%s::text[], %s::text[]) AS m (k, mark) "
+            "WHERE m.k = audit.kind AND strpos(audit.detail, m.mark) > 0)) ORDER BY seq",
+            (after_seq, reached, list(kinds), list(detail_marks), list(detail_marks.values())),
+        )
+        return [AuditEntry(*row) for row in rows], reached
 
     async def claim_alerts(self, entries: Sequence[tuple[int, str, str]], scanned_to: int) -> list[int]:
         """Claim alerts by audit seq before firing them: of several instances, one claims each."""

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -1481,6 +1481,30 @@ class SQLiteStore:
         def read(conn: sqlite3.Connection) -> int:
             row = conn.execute("SELECT value FROM meta WHERE key = 'alerts_scanned'").fetchone()
             return int(row[0]) if row else 0
+
+        return await self._run(lambda: read(self._connection()))
+
+    async def alert_candidates(
+        self, *, after_seq: int, span: int, kinds: Sequence[str], detail_marks: Mapping[str, str]
+    ) -> tuple[list[AuditEntry], int]:
+        """Entries among the ``span`` sequence numbers after ``after_seq`` that may call for an alert: of a kind in
+        ``kinds``, or of a kind in ``detail_marks`` whose detail contains that mark; and the last sequence number
+        the span reached (the chain's tip if nearer).
+
+        The filter runs in SQLite: nearly every entry is routine, and handing each one to Python — a statement
+        step per row on the store's thread — cost more than the alerts are worth (see ``_lease``).
+        """
+
+        def read(conn: sqlite3.Connection) -> tuple[list[AuditEntry], int]:
+            tip = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone()[0]
+            reached = min(int(tip), after_seq + span)
+            marked = " OR ".join("(kind = ? AND instr(detail, ?) > 0)" for _ in detail_marks) or "0"
+            cur = conn.execute(
+                "SELECT seq, at, kind, subject, detail, prev_hash, hash FROM audit WHERE seq > ? AND seq <= ? "
+                f"AND (kind IN ({','.join('?' * len(kinds)) or 'NULL'}) OR {marked}) ORDER BY seq",
+                (after_seq, reached, *kinds, *(v for pair in detail_marks.items() for v in pair)),
+            )
+            return [AuditEntry(*row) for row in cur.fetchall()], reached
 
         return await self._run(lambda: read(self._connection()))
 

@@ -8,7 +8,8 @@ import pytest
 from conftest import FakeClock
 
 from factories import envelope
-from gateway.store import DeliveryState, Outcome, Route
+from gateway.alerts import ALERT_KINDS, ALERT_MARKS
+from gateway.store import DeliveryState, Outcome, Rejection, Route
 
 
 async def test_a_nonce_is_spent_once_and_forgotten_after_its_window(store: Any, clock: FakeClock) -> None:
@@ -28,6 +29,34 @@ async def test_a_spent_nonce_survives_reopening(store_factory: Any, clock: FakeC
     await first.close()
     again = await store_factory()
     assert await again.use_nonce("s", "n", clock.now + 300) is False
+
+
+async def test_alert_candidates_are_only_the_entries_that_may_call_for_one(store: Any) -> None:
+    routed, held = envelope("A"), envelope("B")
+    rejection = Rejection("zwfw", "unreadable", "{", "p1")
+    await store.ingest_page("zwfw", [routed, held], [rejection], "1", lambda e: [Route("a")] if e is routed else [])
+    (leased,) = await store.lease_due(owner="me", destination="a", limit=10, lease_s=60)
+    await store.complete("me", [Outcome(leased.id, DeliveryState.dead, error="refused", error_kind="permanent")])
+    await store.chain_audit()  # PostgreSQL links queued entries; SQLite already has
+    everything = await store.audit_entries()
+    assert len(everything) >= 4
+
+    def scan(after: int, span: int) -> Any:
+        return store.alert_candidates(after_seq=after, span=span, kinds=ALERT_KINDS, detail_marks=ALERT_MARKS)
+
+    entries, reached = await scan(0, 1000)
+    assert reached == everything[-1].seq, "the span stops at the chain's tip"
+    assert [(e.kind, e.subject) for e in entries] == [
+        (e.kind, e.subject)
+        for e in everything
+        if e.kind in ("message.rejected", "delivery.dead") or (e.kind == "message.accepted" and e.subject == held.id)
+    ]
+    assert {e.kind for e in entries} == {"message.accepted", "message.rejected", "delivery.dead"}
+    first, reached = await scan(0, 2)
+    assert reached == 2 and all(e.seq <= 2 for e in first)
+    rest, reached = await scan(2, 1000)
+    assert first + rest == entries and reached == everything[-1].seq
+    assert await scan(reached, 1000) == ([], reached), "nothing new: the span reaches no further"
 
 
 async def test_alerts_are_claimed_once_and_the_scan_position_only_moves_forward(store: Any) -> None:
