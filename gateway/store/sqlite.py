@@ -1,11 +1,15 @@
-"""SQLite store (WAL): one gateway process per database file.
+"""SQLite store (WAL): one gateway per database file.
 
 All SQL runs on one dedicated thread that owns the connection; each public coroutine hands one
 function to that thread and that function is one transaction. This keeps the event loop free, makes
-every store operation atomic, and lets the relay group many outcomes into one commit.
+every store operation atomic, and lets the relay group many outcomes into one commit. Every statement
+step on that thread hands the interpreter lock to and from the event loop's thread, so the relay's hot
+transactions are a few statements whatever their row count (``_lease``).
 
-One process per file is enforced with an exclusive lock on ``<db>.lock``: the recovery step at
-start-up releases *every* in-flight lease, which is only right when no other process holds any.
+One gateway per file is enforced with an exclusive lock on ``<db>.lock``, taken by ``shenguan serve``:
+the recovery step at start-up releases *every* in-flight lease, which is only right when no other
+process holds any. The gateway's intake process (pollers, deadline tracker) opens the file too, without
+the lock (``open(exclusive=False)``, as the CLI's commands do): it never leases.
 """
 
 from __future__ import annotations
