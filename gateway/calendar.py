@@ -78,6 +78,10 @@ class Count:
     estimated: bool
 
 
+#: Most (start, n) answers a calendar remembers: a few years of start dates times the periods in use.
+_MEMO_LIMIT = 100_000
+
+
 class ScheduleError(ValueError):
     """A schedule file (or stored schedule) is unreadable or invalid; ``problems`` lists every finding."""
 
@@ -346,6 +350,10 @@ class WorkingDayCalendar:
         self._schedules: dict[int, YearSchedule] = {}
         self._warned_years: set[int] = set()
         self._lock = threading.Lock()
+        # add_working_days answers by (start, n), forgotten when a schedule is installed: the deadline tracker
+        # asks the same question for every message of one day (a day's approvals share their start), and the
+        # day-by-day walk was a sixth of its time while it caught up a backlog.
+        self._added: dict[tuple[date, int], WorkingDay] = {}
 
     # -- loading ---------------------------------------------------------------------------------------------
 
@@ -396,6 +404,7 @@ class WorkingDayCalendar:
     def _install(self, schedule: YearSchedule) -> None:
         with self._lock:
             self._schedules[schedule.year] = schedule
+            self._added = {}
 
     # -- queries ---------------------------------------------------------------------------------------------
 
@@ -440,6 +449,10 @@ class WorkingDayCalendar:
             raise ValueError(f"n must be 0 or more working days, got {n}")
         if n > MAX_WORKING_DAYS:
             raise ValueError(f"n must be at most {MAX_WORKING_DAYS} working days, got {n}")
+        known = self._added.get((start, n))
+        if known is not None:
+            return known
+        added = self._added  # the memo this answer belongs to (a schedule installed meanwhile replaces it)
         day, remaining, estimated = start, n, False
         while remaining:
             try:
@@ -450,7 +463,10 @@ class WorkingDayCalendar:
             estimated |= guessed
             if working:
                 remaining -= 1
-        return WorkingDay(day, estimated)
+        result = WorkingDay(day, estimated)
+        if len(added) < _MEMO_LIMIT:
+            added[start, n] = result
+        return result
 
     def working_days_between(self, a: date, b: date) -> Count:
         """Working days after ``a`` up to and including ``b``: the inverse of :meth:`add_working_days`.

@@ -217,7 +217,7 @@ class DeadlineTracker:
         opens: list[Opening] = []
         closes: list[Closing] = []
         for item in items:
-            env = Envelope.from_stored(item["envelope"])
+            env = Envelope.from_stored_lazy(item["envelope"])
             if item["kind"] in ("message.accepted", "message.routed"):
                 if item["kind"] == "message.accepted":
                     opens += openings_for_message(env, self.policy, self.calendar, self.rules)
@@ -262,7 +262,7 @@ class DeadlineTracker:
             else:
                 found = await self._store.closing_messages(rule.closed_by, correlation_id=opening.correlation_id)
             if found:
-                closes += closings_for_message(Envelope.from_stored(found[0]), [rule])
+                closes += closings_for_message(Envelope.from_stored_lazy(found[0]), [rule])
         return closes
 
     # -- 3. the passing of time --------------------------------------------------------------------------------

@@ -194,6 +194,19 @@ class Envelope(BaseModel):
         """
         return cls.model_validate_json(body, context={STORED_RECORD: True})
 
+    @classmethod
+    def from_stored_lazy(cls, body: str | bytes) -> Envelope:
+        """An envelope read back from the store for its attributes and ``data`` alone: nothing is validated now.
+
+        For readers that look at attributes and ``data`` and never encode the payload: the deadline tracker
+        reads every stored message once or twice as it follows the audit chain, and validating the typed
+        payload was half of its time (docs/benchmarks.md). ``payload()`` validates it when asked. Only for
+        what shenguan stored itself; ``from_stored`` for anything handed to an adapter.
+        """
+        fields = json.loads(body)
+        fields["time"] = datetime.fromisoformat(fields["time"])
+        return cls.model_construct(**fields)
+
     def payload(self) -> EventPayload:
         """The typed payload: the model validated with the envelope, unless ``data`` was replaced since."""
         typed = self.__dict__.get(_TYPED)

@@ -85,6 +85,20 @@ def test_from_stored_gives_the_same_envelope_as_a_full_load() -> None:
     assert stored.payload() == env.payload()
 
 
+def test_a_lazy_load_gives_the_attributes_and_data_and_validates_the_payload_only_when_asked() -> None:
+    env = Envelope.wrap(approval(), source="zwfw", region="320700")
+    lazy = Envelope.from_stored_lazy(env.model_dump_json())
+    fields = ("id", "type", "source", "business_key", "revision", "correlation_id", "region", "content_hash", "data")
+    assert all(getattr(lazy, name) == getattr(env, name) for name in fields)
+    assert lazy.time == env.time and lazy.time.tzinfo is not None  # an aware datetime, as validated ones are
+    assert lazy.classification == env.classification
+    assert lazy.payload() == env.payload()  # validated now, on demand
+    broken = _with_applicant_id(env, "not eighteen chars")
+    assert Envelope.from_stored_lazy(broken).business_key == env.business_key  # nothing validated at load ...
+    with pytest.raises(ValidationError):
+        Envelope.from_stored_lazy(broken).payload()  # ... the payload when asked
+
+
 def test_from_stored_skips_the_checksums_a_full_load_still_applies() -> None:
     """What the stored-record path trusts — the checksum and the hash, checked at acceptance — and only that."""
     env = Envelope.wrap(approval(), source="zwfw")
