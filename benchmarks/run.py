@@ -9,7 +9,8 @@ Legs (each with fresh mock platforms, see docs/benchmarks.md for how to read the
 - ``sqlite``   ``shenguan serve`` on SQLite relaying the same approvals end to end;
 - ``pg1``      one ``shenguan serve`` on PostgreSQL; ``pg3`` three of them on one database;
 - ``dedup``    the dedup decision with 1,000,000 facts in the ledger (never scaled down);
-- ``memory``   peak RSS of ``shenguan serve`` (SQLite) relaying a small and a 10× larger backlog.
+- ``memory``   peak RSS of ``shenguan serve`` (SQLite; it and its intake process) relaying a small and a 10×
+               larger backlog.
 
 A human table goes to stdout, then, as the last line, the JSON summary. Progress goes to stderr.
 """
