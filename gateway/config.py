@@ -164,6 +164,12 @@ class GatewaySettings(BaseModel):
         default="process",
         description="where serve runs pollers and the deadline tracker: a child process of their own, or the relay's",
     )
+    intake_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="how far below the relay's the intake process's CPU priority is (a nice increment; 0: equal)",
+    )
     mapping_poll_s: float = Field(default=5.0, gt=0, description="how often serve looks for a newly imported mapping")
     ingest_max_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="largest body POST /ingest/{source} accepts; larger ones get 413"

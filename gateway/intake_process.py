@@ -16,6 +16,14 @@ What crosses between the two is small, on purpose:
   held messages routed); ``failed`` with the reason; ``stopped``. Nothing is acknowledged through the pipe:
   the child commits to the store, and the relay finds the work there whether or not a wake-up arrives.
 
+The child yields the CPU to the relay: it runs at ``[gateway] intake_nice`` (default 5) below the gateway's
+priority, in the gateway's own session, in a process group of its own. On a busy machine a backlog arriving
+made the intake, the relay and the receiver compete for the same cores, and the relay delivered a third
+slower while the intake read ahead of it; what the intake leaves unread waits in the source's feed, where
+it is durable, while a delivery that waits is late (docs/benchmarks.md). The session matters: Linux groups
+CPU time by session (autogroup), and a child in a session of its own would get a whole group's share,
+whatever its niceness. The process group keeps a terminal's Ctrl-C to the gateway, which stops the child.
+
 Lifetimes are tied both ways. The parent stops the child with SIGTERM (pollers finish the page in hand) and
 awaits it within the shutdown grace; a child that exits on its own is a failed runtime task, and
 ``shenguan serve`` exits non-zero. The child dies with its parent: on Linux the kernel SIGKILLs it the
@@ -113,7 +121,7 @@ class IntakeProcess:
                 str(write_fd),
                 stdin=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd,),
-                start_new_session=True,  # a terminal's Ctrl-C reaches the gateway, which stops the child itself
+                process_group=0,  # Ctrl-C reaches the gateway only; the session is shared (module docstring)
             )
         except BaseException:
             os.close(read_fd)
@@ -361,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     payload = pickle.load(sys.stdin.buffer)  # from our own parent: the pipe is not reachable by anyone else
     _die_with_parent(int(payload["parent_pid"]))
     config: Config = payload["config"]
+    if config.gateway.intake_nice and hasattr(os, "nice"):
+        os.nice(config.gateway.intake_nice)  # before any thread starts: threads inherit it (module docstring)
     fmt = config.gateway.log_format
     configure_logging("json" if fmt == "auto" else fmt, config.gateway.log_level)
     structlog.contextvars.bind_contextvars(process="intake")

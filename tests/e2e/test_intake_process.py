@@ -97,7 +97,10 @@ def intake_pid(gateway: Gateway) -> int:
     pid = int(started[-1]["pid"])
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert b"gateway.intake_process" in cmdline
-    assert os.getpgid(pid) != os.getpgid(gateway.proc.pid)  # its own session: a terminal's Ctrl-C goes to serve only
+    assert os.getpgid(pid) != os.getpgid(gateway.proc.pid)  # its own group: a terminal's Ctrl-C goes to serve only
+    assert os.getsid(pid) == os.getsid(gateway.proc.pid)  # the gateway's session: one CPU share (autogroup)
+    # The default intake_nice: the relay gets the CPU first.
+    assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, gateway.proc.pid) + 5
     return pid
 
 
