@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
+import structlog
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -97,6 +98,7 @@ __all__ = [
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
+log = structlog.get_logger("shenguan.store")
 
 # Advisory lock numbers inside a schema's namespace.
 _LOCK_MIGRATE = 1
@@ -334,6 +336,22 @@ class _Tx:
         self.audit_rows.append((self.now, kind, str(subject), text))
 
 
+async def _configure_session(conn: Conn) -> None:
+    """Plan every execution of a prepared statement with its parameters and the table as it is now.
+
+    Why: PostgreSQL may settle on a generic plan for a prepared statement after five executions, chosen
+    with the statistics of that moment, and keep it until the table is next analyzed. A new gateway's
+    tables are empty at first and autoanalyze wakes once a minute, so the lease planned while the outbox held
+    a handful of rows kept its nested loops as a backlog of 20,000 arrived: one lease took 26-46 s
+    (docs/benchmarks.md). Statements stay prepared (parsed once); only the plan is made afresh, a fraction
+    of a millisecond. A PostgreSQL-compatible server without the setting keeps its own default.
+    """
+    try:
+        await conn.execute("SET plan_cache_mode = force_custom_plan")
+    except psycopg.Error as exc:
+        log.warning("postgres.plan_cache_mode_unsupported", error=str(exc))
+
+
 class PostgresStore:
     """The store for several instances: one PostgreSQL database (or one schema in it) shared by all."""
 
@@ -390,6 +408,7 @@ class PostgresStore:
             min_size=self._pool_min,
             max_size=self._pool_max,
             kwargs={"autocommit": True, "prepare_threshold": 2},
+            configure=_configure_session,
             open=False,
             name="shenguan",
         )

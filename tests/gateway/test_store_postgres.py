@@ -198,3 +198,14 @@ async def test_operator_commands_do_not_create_stores_and_name_unreachable_serve
     with pytest.raises(StoreUnavailableError, match="cannot connect") as caught:
         await PostgresStore(url, connect_timeout_s=1).open()
     assert "secret" not in str(caught.value), "the password is never printed"
+
+
+async def test_every_pooled_connection_plans_prepared_statements_afresh(store_factory) -> None:
+    """A generic plan cached while the outbox was nearly empty made one lease take 26-46 s at a backlog of
+    20,000 (docs/benchmarks.md): every connection the store hands out plans each execution anew."""
+    store = await store_factory()
+    pool = store._require_pool()
+    async with pool.connection() as first, pool.connection() as second:
+        for conn in (first, second):
+            row = await (await conn.execute("SHOW plan_cache_mode")).fetchone()
+            assert row == ("force_custom_plan",)
