@@ -1270,27 +1270,12 @@ class SQLiteStore:
         fresh: dict[tuple[str, str, str], Opening] = {}
         for o in opens:
             fresh.setdefault((o.correlation_id, o.kind.value, o.subject), o)
-        for chunk in _chunks(list(fresh)):
-            found = conn.execute(
-                "SELECT json_group_array(json_array(d.correlation_id, d.kind, d.subject)) FROM "
-                f"(VALUES {_placeholders(len(chunk), 3)}) AS k JOIN deadlines d "
-                "ON d.correlation_id = k.column1 AND d.kind = k.column2 AND d.subject = k.column3",
-                [v for key in chunk for v in key],
-            ).fetchone()[0]
-            for key in json.loads(found):
-                fresh.pop(tuple(key), None)  # type: ignore[arg-type]
+        for key in _deadline_ids(conn, list(fresh)):
+            del fresh[key]
         if not fresh:
             return []
         _insert_rows(conn, f"INSERT INTO deadlines ({', '.join(OPENING_COLUMNS)})", [opening_values(o, now) for o in fresh.values()])
-        ids: dict[tuple[str, str, str], int] = {}
-        for chunk in _chunks(list(fresh)):
-            rows = conn.execute(
-                "SELECT json_group_array(json_array(d.correlation_id, d.kind, d.subject, d.id)) FROM "
-                f"(VALUES {_placeholders(len(chunk), 3)}) AS k JOIN deadlines d "
-                "ON d.correlation_id = k.column1 AND d.kind = k.column2 AND d.subject = k.column3",
-                [v for key in chunk for v in key],
-            ).fetchone()[0]
-            ids.update({(c, k, sub): int(i) for c, k, sub, i in json.loads(rows)})
+        ids = _deadline_ids(conn, list(fresh))
         return [(o, ids[key]) for key, o in fresh.items()]
 
     async def record_deadlines(
@@ -1614,6 +1599,20 @@ def _placeholders(rows: int, width: int) -> str:
     """``(?, ?), (?, ?)`` … : ``rows`` rows of ``width`` parameters for a multi-row ``VALUES``."""
     row = "(" + ", ".join("?" * width) + ")"
     return ", ".join([row] * rows)
+
+
+def _deadline_ids(conn: sqlite3.Connection, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+    """The ids of the deadlines with these (loop, kind, subject) keys that exist, a few statements in all."""
+    ids: dict[tuple[str, str, str], int] = {}
+    for chunk in _chunks(keys):
+        rows = conn.execute(
+            "SELECT json_group_array(json_array(d.correlation_id, d.kind, d.subject, d.id)) FROM "
+            f"(VALUES {_placeholders(len(chunk), 3)}) AS k JOIN deadlines d "
+            "ON d.correlation_id = k.column1 AND d.kind = k.column2 AND d.subject = k.column3",
+            [v for key in chunk for v in key],
+        ).fetchone()[0]
+        ids.update({(c, k, sub): int(i) for c, k, sub, i in json.loads(rows)})
+    return ids
 
 
 def _chunks(rows: Sequence[tuple[Any, ...]]) -> list[Sequence[tuple[Any, ...]]]:
