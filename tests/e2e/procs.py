@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import tomli_w
+
+from mock_platforms.hlwjg import DEFAULT_CLIENTS as HLWJG_CLIENTS
+from mock_platforms.zwfw import DEFAULT_CREDENTIALS as ZWFW_CREDENTIALS
 
 SHENGUAN = [sys.executable, "-m", "gateway"]
 
@@ -37,6 +41,52 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> Any
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+#: Retries fast enough for a test against a faulty mock, many enough that none of its faults ends a delivery.
+FAST_RETRIES: dict[str, Any] = {
+    "max_attempts": 40,
+    "backoff_initial_s": 0.05,
+    "backoff_max_s": 0.5,
+    "backoff_jitter_s": 0.05,
+}
+
+
+def relay_config(
+    mocks: Mocks,
+    db: Path | str,
+    *,
+    gateway: dict[str, Any] | None = None,
+    zwfw: dict[str, Any] | None = None,
+    hlwjg: dict[str, Any] | None = None,
+    sources: dict[str, dict[str, Any]] | None = None,
+    **sections: Any,
+) -> str:
+    """The TOML of a ``shenguan serve`` that polls the zwfw mock and relays its approvals to the hlwjg mock.
+
+    The shape most end-to-end tests share, with the mocks' own credentials (``mock_platforms``) in one place.
+    ``gateway``, ``zwfw`` and ``hlwjg`` add to or override those sections; ``sources`` adds further sources
+    (a 前置库); any other keyword is a further top-level section (``deadlines``, ``admin``).
+    """
+    [(paasid, token)] = ZWFW_CREDENTIALS.items()
+    [(client_id, client_secret)] = HLWJG_CLIENTS.items()
+    zwfw_source = {"adapter": "zwfw", "base_url": f"{mocks.url}/zwfw", "paasid": paasid, "token": token}
+    config = {
+        "gateway": {"db": str(db), "listen": "127.0.0.1:0", "shutdown_grace_s": 5, **(gateway or {})},
+        **sections,
+        "sources": {"zwfw": {**zwfw_source, "poll_interval_s": 0.2, **(zwfw or {})}, **(sources or {})},
+        "destinations": {
+            "hlwjg": {
+                "adapter": "hlwjg",
+                "base_url": f"{mocks.url}/hlwjg",
+                "client_id": client_id,
+                "client_secret": client_secret,
+                **(hlwjg or {}),
+            }
+        },
+        "routes": [{"type": "approval.decided", "destinations": ["hlwjg"]}],
+    }
+    return tomli_w.dumps(config)
 
 
 class Mocks:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from procs import Gateway, Mocks, free_port, wait_for
+from procs import Gateway, Mocks, free_port, relay_config, wait_for
 from test_malformed_feed import variant
 
 CHROMIUM = Path(os.environ.get("SHENGUAN_CHROMIUM", "/usr/bin/chromium"))
@@ -39,37 +38,12 @@ def write_config(path: Path, mocks: Mocks, port: int) -> None:
     from gateway.admin.auth import hash_password
 
     path.write_text(
-        textwrap.dedent(
-            f"""
-            [gateway]
-            db = "{path.parent / "g.db"}"
-            listen = "127.0.0.1:{port}"
-            sqlite_synchronous = "NORMAL"
-            shutdown_grace_s = 5
-
-            [admin.users.wang]
-            role = "operator"
-            password_hash = "{hash_password(PASSWORD)}"
-
-            [sources.zwfw]
-            adapter = "zwfw"
-            base_url = "{mocks.url}/zwfw"
-            paasid = "shenguan"
-            token = "zwfw-mock-token"
-            poll_interval_s = 0.2
-
-            [destinations.hlwjg]
-            adapter = "hlwjg"
-            base_url = "{mocks.url}/hlwjg"
-            client_id = "shenguan"
-            client_secret = "hlwjg-mock-secret"
-            timeout_s = 5
-            max_attempts = 1
-
-            [[routes]]
-            type = "approval.decided"
-            destinations = ["hlwjg"]
-            """
+        relay_config(
+            mocks,
+            path.parent / "g.db",
+            gateway={"listen": f"127.0.0.1:{port}", "sqlite_synchronous": "NORMAL"},
+            admin={"users": {"wang": {"role": "operator", "password_hash": hash_password(PASSWORD)}}},
+            hlwjg={"timeout_s": 5, "max_attempts": 1},
         ),
         encoding="utf-8",
     )

@@ -11,55 +11,26 @@ from __future__ import annotations
 import json
 import os
 import signal
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from procs import Gateway, Mocks, free_port, wait_for
+from procs import FAST_RETRIES, Gateway, Mocks, free_port, relay_config, wait_for
 
 UNIQUE = 1500
 
 
 def write_config(path: Path, mocks: Mocks, db: Path, *, intake: str = "process", listen: str = "127.0.0.1:0") -> None:
     path.write_text(
-        textwrap.dedent(
-            f"""
-            [gateway]
-            db = "{db}"
-            listen = "{listen}"
-            shutdown_grace_s = 5
-            intake = "{intake}"
-
-            [deadlines]
-            calendar_dir = "{path.parent / "calendar"}"
-
-            [sources.zwfw]
-            adapter = "zwfw"
-            base_url = "{mocks.url}/zwfw"
-            paasid = "shenguan"
-            token = "zwfw-mock-token"
-            poll_interval_s = 0.2
-            page_size = 50
-
-            [destinations.hlwjg]
-            adapter = "hlwjg"
-            base_url = "{mocks.url}/hlwjg"
-            client_id = "shenguan"
-            client_secret = "hlwjg-mock-secret"
-            timeout_s = 5
-            concurrency = 8
-            max_attempts = 40
-            backoff_initial_s = 0.05
-            backoff_max_s = 0.5
-            backoff_jitter_s = 0.05
-
-            [[routes]]
-            type = "approval.decided"
-            destinations = ["hlwjg"]
-            """
+        relay_config(
+            mocks,
+            db,
+            gateway={"listen": listen, "intake": intake},
+            deadlines={"calendar_dir": str(path.parent / "calendar")},
+            zwfw={"page_size": 50},
+            hlwjg={"timeout_s": 5, "concurrency": 8, **FAST_RETRIES},
         )
     )
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
 from pgtest import create_database, drop_database, require_pg
-from procs import SHENGUAN, Gateway, Mocks, wait_for
+from procs import FAST_RETRIES, SHENGUAN, Gateway, Mocks, relay_config, wait_for
 
 UNIQUE = 400
 
@@ -39,42 +38,20 @@ def database() -> str:
 
 def write_config(path: Path, mocks: Mocks, db: str) -> None:
     path.write_text(
-        textwrap.dedent(
-            f"""
-            [gateway]
-            db = "{db}"
-            listen = "127.0.0.1:0"
-            shutdown_grace_s = 5
-            source_lease_s = 2
-            pg_pool_size = 6
-
-            [sources.zwfw]
-            adapter = "zwfw"
-            base_url = "{mocks.url}/zwfw"
-            paasid = "shenguan"
-            token = "zwfw-mock-token"
-            poll_interval_s = 0.2
-            page_size = 100
-
-            [destinations.hlwjg]
-            adapter = "hlwjg"
-            base_url = "{mocks.url}/hlwjg"
-            client_id = "shenguan"
-            client_secret = "hlwjg-mock-secret"
-            timeout_s = 2
-            lease_s = 5
-            concurrency = 12
-            max_attempts = 60
-            backoff_initial_s = 0.05
-            backoff_max_s = 0.5
-            backoff_jitter_s = 0.05
-            breaker_failures = 500
-            breaker_cooldown_s = 0.5
-
-            [[routes]]
-            type = "approval.decided"
-            destinations = ["hlwjg"]
-            """
+        relay_config(
+            mocks,
+            db,
+            gateway={"source_lease_s": 2, "pg_pool_size": 6},
+            zwfw={"page_size": 100},
+            hlwjg={
+                "timeout_s": 2,
+                "lease_s": 5,
+                "concurrency": 12,
+                **FAST_RETRIES,
+                "max_attempts": 60,
+                "breaker_failures": 500,
+                "breaker_cooldown_s": 0.5,
+            },
         )
     )
 

@@ -10,57 +10,31 @@ deterministically in tests/gateway/test_poller_acknowledge.py; here the kills la
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
-from procs import Gateway, Mocks, wait_for
+from procs import FAST_RETRIES, Gateway, Mocks, relay_config, wait_for
 
 UNIQUE = 1200
 
 
 def write_config(path: Path, mocks: Mocks, db: Path) -> None:
     path.write_text(
-        textwrap.dedent(
-            f"""
-            [gateway]
-            db = "{db}"
-            listen = "127.0.0.1:0"
-            sqlite_synchronous = "FULL"
-            shutdown_grace_s = 5
-
-            [sources.zwfw]
-            adapter = "zwfw"
-            base_url = "{mocks.url}/zwfw"
-            paasid = "shenguan"
-            token = "zwfw-mock-token"
-            poll_interval_s = 0.2
-            page_size = 50
-
-            [sources.gcjs]
-            adapter = "specialty"
-            url = "{mocks.specialty_url}"
-            poll_interval_s = 0.2
-            page_size = 20
-
-            [destinations.hlwjg]
-            adapter = "hlwjg"
-            base_url = "{mocks.url}/hlwjg"
-            client_id = "shenguan"
-            client_secret = "hlwjg-mock-secret"
-            timeout_s = 5
-            concurrency = 16
-            max_attempts = 40
-            backoff_initial_s = 0.05
-            backoff_max_s = 0.5
-            backoff_jitter_s = 0.05
-            breaker_failures = 200
-            breaker_cooldown_s = 0.5
-
-            [[routes]]
-            type = "approval.decided"
-            destinations = ["hlwjg"]
-            """
+        relay_config(
+            mocks,
+            db,
+            gateway={"sqlite_synchronous": "FULL"},
+            zwfw={"page_size": 50},
+            sources={
+                "gcjs": {"adapter": "specialty", "url": mocks.specialty_url, "poll_interval_s": 0.2, "page_size": 20}
+            },
+            hlwjg={
+                "timeout_s": 5,
+                "concurrency": 16,
+                **FAST_RETRIES,
+                "breaker_failures": 200,
+                "breaker_cooldown_s": 0.5,
+            },
         )
     )
 
