@@ -5,6 +5,12 @@ and the rest of the page still flows. The page's messages, its rejections and th
 stored in one transaction; a crash before that commit re-reads the page, after it never does. A source
 that marks what it handed out (``AcknowledgingSource``, e.g. a 前置库) is told each record's fate only
 after that commit.
+
+While a page is being stored, the next one is already being read (one page ahead), so a backlog moves at
+the pace of the slower of the two rather than of their sum. A page read ahead is only a read: it is stored
+by the same transaction rules as any other, and dropped (read again from the committed cursor) when the
+page before it could not be stored. Acknowledging sources are not read ahead: their next page may depend on
+the marks written for this one.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable
 
 import structlog
@@ -84,6 +91,10 @@ class SourcePoller:
         self._owner = owner
         self._lease_s = lease_s
         self._owned = False
+        self._renew_at = 0.0  # monotonic time after which an owned source's claim is renewed
+        # The next page, read while the current one is stored: (the cursor it was read from, the read).
+        self._ahead: tuple[str, asyncio.Task[PollPage]] | None = None
+        self._reads_ahead = getattr(adapter, "acknowledge", None) is None
         self.name = name
         self.adapter = adapter
         self.config = config
@@ -108,14 +119,22 @@ class SourcePoller:
         try:
             await self._run()
         finally:
+            self._drop_ahead()
             if self._owned and self._owner is not None:
                 with contextlib.suppress(Exception):  # best effort: the lease expires anyway
                     await self._store.release_source(self.name, self._owner)
 
     async def _own(self) -> bool:
-        """Claim or renew the source; a store error counts as not owning it (and is retried)."""
+        """Claim or renew the source; a store error counts as not owning it (and is retried).
+
+        An owner renews its claim once a third of the lease has passed, not at every page: a claim is a
+        transaction of its own, and each stored page proves the ownership again anyway (``ingest_page``
+        checks the owner under a row lock), so renewing more often would only slow a backlog down.
+        """
         if self._owner is None:
             self._owned = True
+            return True
+        if self._owned and time.monotonic() < self._renew_at:
             return True
         try:
             owned = await self._store.claim_source(self.name, self._owner, self._lease_s)
@@ -125,7 +144,30 @@ class SourcePoller:
         if owned != self._owned:
             log.info("poller.owner" if owned else "poller.standby", source=self.name, instance=self._owner)
         self._owned = owned
+        if owned:
+            self._renew_at = time.monotonic() + self._lease_s / 3
         return owned
+
+    def _read_ahead(self, page: PollPage) -> None:
+        """Start reading the page after ``page``, to run while ``page`` is stored."""
+        if self._reads_ahead and page.has_more and page.next_cursor is not None and not self._stop.is_set():
+            read = asyncio.create_task(self.adapter.poll(page.next_cursor, self.config.page_size))
+            self._ahead = (page.next_cursor, read)
+
+    async def _read(self, cursor: str | None) -> PollPage:
+        """The page after ``cursor``: the one read ahead when it was read from there, else a fresh read."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead[0] == cursor:
+                return await ahead[1]
+            _discard(ahead[1])
+        return await self.adapter.poll(cursor, self.config.page_size)
+
+    def _drop_ahead(self) -> None:
+        """Forget the page read ahead (the page before it was not stored, or the source changed hands)."""
+        if self._ahead is not None:
+            _discard(self._ahead[1])
+            self._ahead = None
 
     async def _store_down(self, exc: StoreUnavailableError) -> None:
         """The store is unreachable: wait (doubling, up to ``error_backoff_max_s``) and let the loop retry."""
@@ -139,9 +181,11 @@ class SourcePoller:
         cursor: str | None = None
         backoff = self.config.poll_interval_s
         standby_s = min(self.config.poll_interval_s, self._lease_s / 3)
-        while not self._stop.is_set():
+        # After a stop, a page already read ahead is still stored, so a successor never reads it again.
+        while not self._stop.is_set() or self._ahead is not None:
             was_owner = self._owned
             if not await self._own():
+                self._drop_ahead()
                 self.caught_up = True  # a standby has nothing to read
                 self.caught_up_once = True
                 await self._sleep(standby_s)
@@ -155,7 +199,7 @@ class SourcePoller:
                     await self._store_down(exc)
                     continue
             try:
-                page = await self.adapter.poll(cursor, self.config.page_size)
+                page = await self._read(cursor)
             except AdapterError as exc:
                 self.caught_up = False
                 log.warning(
@@ -165,6 +209,7 @@ class SourcePoller:
                 backoff = min(backoff * 2, self.config.error_backoff_max_s)
                 continue
             backoff = self.config.poll_interval_s
+            self._read_ahead(page)
             outcomes: list[RecordOutcome] = []
             envelopes, rejections = decode_records(self.name, self.adapter, list(page.records), outcomes=outcomes)
             try:
@@ -176,9 +221,11 @@ class SourcePoller:
                 # not stored here; the new owner reads it from the committed cursor.
                 log.warning("poller.page_discarded", source=self.name, reason=str(exc))
                 self._owned = False
+                self._drop_ahead()
                 continue
             except StoreUnavailableError as exc:
                 # Nothing of the page was stored: it is read again from the same cursor once the store is back.
+                self._drop_ahead()
                 await self._store_down(exc)
                 continue
             self._store_backoff = self.config.poll_interval_s
@@ -225,3 +272,9 @@ class SourcePoller:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+def _discard(read: asyncio.Task[PollPage]) -> None:
+    """Cancel a read nobody will use; its outcome, failure included, is collected so none is reported."""
+    read.cancel()
+    read.add_done_callback(lambda t: t.cancelled() or t.exception())
