@@ -7,6 +7,7 @@ connections, exactly what separate ``shenguan serve`` processes hold — and rac
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import psycopg
@@ -209,3 +210,28 @@ async def test_every_pooled_connection_plans_prepared_statements_afresh(store_fa
         for conn in (first, second):
             row = await (await conn.execute("SHOW plan_cache_mode")).fetchone()
             assert row == ("force_custom_plan",)
+
+
+async def test_a_page_is_written_row_for_row_as_sent_in_one_statement_per_table(store_factory) -> None:
+    """Messages, deliveries, ledger and audit rows of a page go in as arrays: every value arrives intact
+    (quotes, backslashes, Chinese, a missing region), in page order, and a route repeated within the page
+    still makes one delivery."""
+    store = await store_factory()
+    names = ["引号\"与\\反斜杠'公司", "连云港海州区某某餐饮有限公司", '{"not": ["json"]}']
+    page = [envelope(f"W{i:03}", applicant={**envelope().data["applicant"], "name": n}) for i, n in enumerate(names)]
+    page.append(envelope("W003").model_copy(update={"region": None}))
+    page.append(page[0])  # the same fact again: suppressed, not stored twice
+    twice = lambda _e: [Route("hlwjg"), Route("hlwjg")]  # noqa: E731
+    result = await store.ingest_page("zwfw", page, [], "1", twice)
+    assert result.accepted == 4 and result.duplicates == 1
+    for env in page[:4]:
+        stored = await store.message(env.id)
+        assert stored is not None and stored["envelope"] == json.loads(env.model_dump_json())
+        assert stored["region"] == env.region
+        assert [d["destination"] for d in stored["deliveries"]] == ["hlwjg"]
+    await store.chain_audit()
+    accepted = [e.subject for e in await store.audit_entries(limit=100) if e.kind == "message.accepted"]
+    assert accepted == [env.id for env in page[:4]]  # queued, and so chained, in page order
+    # The ledger took each fact's revision: the same page again is all duplicates.
+    again = await store.ingest_page("zwfw", page[:4], [], "2", twice)
+    assert again.accepted == 0 and again.duplicates == 4
