@@ -80,6 +80,7 @@ def test_postgresql_legs_with_one_and_three_instances(tmp_path: Path) -> None:
         assert legs[leg]["messages"] == 120 and legs[leg]["duplicate_creations"] == 0
     assert len(legs["pg3"]["cpu_s_by_instance"]) == 3
     assert summary["pg3_vs_pg1"] == round(summary["pg3_msgs_per_s"] / summary["pg1_msgs_per_s"], 3)
+    assert summary["pg3_vs_pg1_by_round"] == [summary["pg3_vs_pg1"]]  # one round: its own ratio
 
 
 def test_the_command_prints_a_table_then_one_json_line(tmp_path: Path) -> None:
@@ -116,3 +117,22 @@ def test_percentiles_are_nearest_rank(pct: int) -> None:
     samples = [i / 1000 for i in range(1, 101)]  # 1 … 100 ms
     assert percentile_ms(samples, pct) == float(pct)
     assert percentile_ms([], pct) is None
+
+
+def test_with_rounds_each_leg_keeps_its_best_and_ratios_are_the_median_of_the_rounds(tmp_path: Path) -> None:
+    summary = run(
+        tmp_path,
+        tiny(60),
+        legs=("ceiling", "sqlite"),
+        destination=DestinationSettings(concurrency=4),
+        repeat=3,
+        progress=lambda _message: None,
+    )
+    ceiling, sqlite = (by_leg(summary)[leg]["runs_msgs_per_s"] for leg in ("ceiling", "sqlite"))
+    assert len(ceiling) == len(sqlite) == 3
+    assert summary["sqlite_msgs_per_s"] == max(sqlite) and summary["ceiling_msgs_per_s"] == max(ceiling)
+    by_round = [round(s / c, 3) for s, c in zip(sqlite, ceiling, strict=True)]
+    assert summary["sqlite_vs_ceiling_by_round"] == by_round
+    assert summary["sqlite_vs_ceiling"] == sorted(by_round)[1]
+    assert summary["sqlite_best_vs_best_ceiling"] == round(max(sqlite) / max(ceiling), 3)
+    assert "sqlite ÷ ceiling" in table(summary)
