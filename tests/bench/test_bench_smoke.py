@@ -136,3 +136,22 @@ def test_with_rounds_each_leg_keeps_its_best_and_ratios_are_the_median_of_the_ro
     assert summary["sqlite_vs_ceiling"] == sorted(by_round)[1]
     assert summary["sqlite_best_vs_best_ceiling"] == round(max(sqlite) / max(ceiling), 3)
     assert "sqlite ÷ ceiling" in table(summary)
+
+
+def test_store_cost_reports_cpu_per_message_for_both_stores() -> None:
+    require_pg()
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "store_cost.py"), "--count", "300"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    for store in ("sqlite", "postgresql"):
+        figures = results[store]
+        assert figures["messages"] == 300
+        assert figures["ingest_client_ms"] > 0 and figures["lease_complete_client_ms"] > 0
+    assert results["sqlite"]["ingest_server_ms"] is None  # in process: all of it is the client's
+    server = results["postgresql"]["ingest_server_ms"]
+    assert server is None or server > 0  # None when the server's process is not visible from here
