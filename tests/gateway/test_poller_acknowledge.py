@@ -18,6 +18,7 @@ from gateway.store.base import Route
 from gateway.store.sqlite import SQLiteStore
 from mock_platforms.generator import generate_banjian
 from mock_platforms.specialty import SpecialtyPlatform, row_from_banjian
+from pollers import run_until_caught_up
 from schemas import Envelope
 
 CONFIG = SourceConfig(adapter="test", poll_interval_s=0.01, page_size=4)
@@ -65,19 +66,6 @@ class ScriptedSource:
         self.acks.append((page.next_cursor, [(o.record.position, o.rejected) for o in outcomes], stored_cursor))
         if self.fail_ack:
             raise RuntimeError("exchange database gone")
-
-
-async def run_until_caught_up(poller: SourcePoller, timeout_s: float = 20) -> None:
-    task = asyncio.create_task(poller.run())
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not poller.caught_up:
-            assert not task.done(), task.exception()
-            assert time.monotonic() < deadline, "poller did not catch up"
-            await asyncio.sleep(0.01)
-    finally:
-        poller.stop()
-        await task
 
 
 async def test_acknowledge_gets_each_records_fate_after_the_commit(tmp_path: Path) -> None:

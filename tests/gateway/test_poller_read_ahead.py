@@ -5,7 +5,6 @@ lease requires, not at every page."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
@@ -15,6 +14,7 @@ from gateway.config import SourceConfig
 from gateway.poller import SourcePoller
 from gateway.store import Route
 from gateway.store.base import StoreUnavailableError
+from pollers import run_until_caught_up
 from schemas import Envelope
 
 CONFIG = SourceConfig(adapter="test", poll_interval_s=0.01, page_size=3, error_backoff_max_s=0.05)
@@ -96,19 +96,6 @@ class StoreSpy:
         if self._before_page is not None:
             await self._before_page(cursor)
         return await self._store.ingest_page(source, envelopes, *args, **kwargs)
-
-
-async def run_until_caught_up(poller: SourcePoller, timeout_s: float = 20) -> None:
-    task = asyncio.create_task(poller.run())
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not poller.caught_up:
-            assert not task.done(), task.exception()
-            assert time.monotonic() < deadline, "poller did not catch up"
-            await asyncio.sleep(0.01)
-    finally:
-        poller.stop()
-        await task
 
 
 async def test_the_next_page_is_read_while_the_current_one_is_stored(store: Any) -> None:
