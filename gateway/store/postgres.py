@@ -1503,13 +1503,8 @@ class PostgresStore:
                 if inserted is not None:
                     opened += 1
                     tx.audit(
-                        "deadline.opened",
-                        inserted[0],
-                        deadline=o.kind.value,
-                        loop=o.correlation_id,
-                        of=o.subject or None,
-                        due_on=o.due_on.isoformat(),
-                        estimated=o.estimated or None,
+                        "deadline.opened", inserted[0], deadline=o.kind.value, loop=o.correlation_id,
+                        of=o.subject or None, due_on=o.due_on.isoformat(), estimated=o.estimated or None,
                     )
             for c in closes:
                 where, args = closing_filter(c)
@@ -1524,15 +1519,8 @@ class PostgresStore:
                         "UPDATE deadlines SET state = 'closed', outcome = %s, closed_by = %s, closed_at = %s, "
                         "closed_on = %s, department_name = COALESCE(department_name, %s), "
                         "department_code = COALESCE(department_code, %s) WHERE id = %s",
-                        (
-                            outcome,
-                            c.closed_by,
-                            c.closed_at,
-                            c.closed_on.isoformat(),
-                            c.department_name,
-                            c.department_code,
-                            deadline_id,
-                        ),
+                        (outcome, c.closed_by, c.closed_at, c.closed_on.isoformat(), c.department_name,
+                         c.department_code, deadline_id),
                     )
                     closed += 1
                     tx.audit("deadline.closed", deadline_id, deadline=c.kind.value, outcome=outcome, by=c.closed_by)
@@ -1589,12 +1577,8 @@ class PostgresStore:
                 return False
             await tx.conn.execute("UPDATE deadlines SET escalated_at = %s WHERE id = %s", (tx.now, deadline_id))
             tx.audit(
-                "delivery.paper_pending",
-                delivery_id,
-                destination=row[0],
-                message=row[1],
-                error_kind="deadline",
-                deadline=deadline_id,
+                "delivery.paper_pending", delivery_id, destination=row[0], message=row[1],
+                error_kind="deadline", deadline=deadline_id,
             )
             return True
 
@@ -1604,9 +1588,7 @@ class PostgresStore:
         self, types: Sequence[str], *, business_key: str | None = None, correlation_id: str | None = None
     ) -> list[str]:
         """Envelopes (JSON) of stored messages of ``types`` with that business key or in that loop, oldest fact first."""
-        column, value = (
-            ("business_key", business_key) if business_key is not None else ("correlation_id", correlation_id)
-        )
+        column, value = ("business_key", business_key) if business_key is not None else ("correlation_id", correlation_id)
         rows = await self._fetch(
             f"SELECT envelope FROM messages WHERE type = ANY(%s) AND {column} = %s ORDER BY business_time, id",
             (list(types), value),
@@ -1628,9 +1610,7 @@ class PostgresStore:
             clauses.append("correlation_id = %s")
             args.append(correlation_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = await self._fetch(
-            f"SELECT {', '.join(DEADLINE_COLUMNS)} FROM deadlines {where} ORDER BY due_on, id", args
-        )
+        rows = await self._fetch(f"SELECT {', '.join(DEADLINE_COLUMNS)} FROM deadlines {where} ORDER BY due_on, id", args)
         return [deadline_dict(DEADLINE_COLUMNS, row) for row in rows]
 
 
