@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from adapters.zwfw.codec import to_envelope
 from benchmarks.pg import fresh_database, unavailable
+from benchmarks.procs import cpu_s
 from gateway.store import DeliveryState, Outcome, Route
 from mock_platforms.generator import generate_banjian
 from schemas import Envelope
@@ -46,10 +47,9 @@ def _backend_cpu_s(pid: int | None) -> float | None:
     if pid is None:
         return None
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return cpu_s(pid)
     except OSError:  # the server runs elsewhere (or in another PID namespace)
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(store: Any, count: int, *, backend_pid: int | None = None, seed: int = 7) -> dict[str, Any]:

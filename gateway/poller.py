@@ -94,7 +94,8 @@ class SourcePoller:
         self._renew_at = 0.0  # monotonic time after which an owned source's claim is renewed
         # The next page, read while the current one is stored: (the cursor it was read from, the read).
         self._ahead: tuple[str, asyncio.Task[PollPage]] | None = None
-        self._reads_ahead = getattr(adapter, "acknowledge", None) is None
+        # An acknowledging source is told each page's fate, and so is never read ahead (module docstring).
+        self._acknowledge_page = getattr(adapter, "acknowledge", None)
         self.name = name
         self.adapter = adapter
         self.config = config
@@ -150,7 +151,8 @@ class SourcePoller:
 
     def _read_ahead(self, page: PollPage) -> None:
         """Start reading the page after ``page``, to run while ``page`` is stored."""
-        if self._reads_ahead and page.has_more and page.next_cursor is not None and not self._stop.is_set():
+        acknowledging = self._acknowledge_page is not None
+        if not acknowledging and page.has_more and page.next_cursor is not None and not self._stop.is_set():
             read = asyncio.create_task(self.adapter.poll(page.next_cursor, self.config.page_size))
             self._ahead = (page.next_cursor, read)
 
@@ -261,11 +263,10 @@ class SourcePoller:
         The page is committed by now, so nothing here can lose a record: a source that could not write its
         marks repairs them at its next poll (``AcknowledgingSource``).
         """
-        acknowledge = getattr(self.adapter, "acknowledge", None)
-        if acknowledge is None:
+        if self._acknowledge_page is None:
             return
         try:
-            await acknowledge(page, outcomes)
+            await self._acknowledge_page(page, outcomes)
         except Exception as exc:
             log.warning("poller.acknowledge_failed", source=self.name, error=f"{type(exc).__name__}: {exc}")
 

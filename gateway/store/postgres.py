@@ -736,7 +736,7 @@ class PostgresStore:
                 _arrays(list(ledger.values()), 7),
             )
         if deliveries:
-            await _insert_deliveries(conn, deliveries)
+            await _insert_rows(conn, _DELIVERIES, deliveries)
         async with conn.cursor() as cur:
             if suppressions:
                 await cur.executemany(
@@ -1150,7 +1150,7 @@ class PostgresStore:
                 routed_ids.append(message_id)
                 tx.audit("message.routed", message_id, routes=route_names(routes))
         if routed_ids:
-            await _insert_deliveries(tx.conn, deliveries)
+            await _insert_rows(tx.conn, _DELIVERIES, deliveries)
             await tx.conn.execute("UPDATE messages SET routed = TRUE WHERE id = ANY(%s)", (routed_ids,))
         return len(routed_ids), len(rows), rows[-1][0] if rows else after
 
@@ -1295,7 +1295,7 @@ class PostgresStore:
             existing = await cur.fetchone()
             replay_conflict(message_id, env.revision, newest, existing)
             if existing is None:
-                await _insert_deliveries(tx.conn, _delivery_rows(env, [Route(destination)], tx.now))
+                await _insert_rows(tx.conn, _DELIVERIES, _delivery_rows(env, [Route(destination)], tx.now))
                 cur = await tx.conn.execute("SELECT id FROM deliveries WHERE idempotency_key = %s", (key,))
                 delivery_id = int((await cur.fetchone() or (0,))[0])
             else:
@@ -1728,10 +1728,6 @@ _AUDIT = _rows_insert(
         ("hash", "text"),
     ],
 )
-
-
-async def _insert_deliveries(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
-    await _insert_rows(conn, _DELIVERIES, rows)
 
 
 async def _paper_state(conn: Conn, delivery_id: int, wanted: str, action: str) -> dict[str, Any]:
