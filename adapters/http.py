@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -11,7 +13,7 @@ from typing import cast
 
 import httpx
 
-__all__ = ["ExclusiveConnectionPool", "async_client", "retry_after_s"]
+__all__ = ["ExclusiveConnectionPool", "async_client", "retry_after_s", "shared_tls_context"]
 
 #: As httpx's own defaults (``httpx.Limits``): at most this many connections, this many kept when idle.
 MAX_CONNECTIONS = 100
@@ -33,6 +35,11 @@ class ExclusiveConnectionPool(httpx.AsyncBaseTransport):
     gives it back when its response is closed. Nothing is shared while a request runs, so nothing is
     retried. Connection handling itself — keep-alive, expiry, TLS, timeouts — stays httpx's and
     httpcore's; ``factory`` builds each connection's transport (tests pass their own).
+
+    The connections share one TLS context (``shared_tls_context``): an httpx transport builds its own by
+    default, loading the CA bundle, 28 ms of CPU each here — with eight connections per destination and
+    three gateway instances on two cores, more than half a second of CPU at the start of every burst
+    (docs/benchmarks.md). Settings are the same as httpx's default (``verify=True``, ``trust_env``).
     """
 
     def __init__(
@@ -106,8 +113,20 @@ class ExclusiveConnectionPool(httpx.AsyncBaseTransport):
             await connection.aclose()
 
 
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """The process's one TLS context for the adapters' connections, made at the first connection.
+
+    A context holds configuration, not connection state, and is meant to serve many connections; what it
+    holds — the CA bundle, honouring ``SSL_CERT_FILE``/``SSL_CERT_DIR`` as httpx does — is the same for all.
+    """
+    return httpx.create_ssl_context(trust_env=True)
+
+
 def _one_connection() -> httpx.AsyncBaseTransport:
-    return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+    return httpx.AsyncHTTPTransport(
+        verify=shared_tls_context(), limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    )
 
 
 class _ReleasingStream(httpx.AsyncByteStream):
