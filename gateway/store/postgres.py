@@ -579,6 +579,14 @@ class PostgresStore:
 
     async def _claim_source(self, tx: _Tx, source: str, owner: str, ttl_s: float) -> bool:
         conn, now = tx.conn, tx.now
+        # A standby asks every poll interval, and the owner holds the row (FOR SHARE) through each page it
+        # stores: a locking read first would wait out that page and then queue the owner's next one behind
+        # it (28 ms per ask with three instances; docs/benchmarks.md). A live owner seen without the lock
+        # is the answer already; the lock is for taking or renewing the lease.
+        cur = await conn.execute("SELECT owner, expires_at FROM source_leases WHERE source = %s", (source,))
+        row = await cur.fetchone()
+        if row is not None and row[0] != owner and row[1] >= now:
+            return False
         cur = await conn.execute("SELECT owner, expires_at FROM source_leases WHERE source = %s FOR UPDATE", (source,))
         row = await cur.fetchone()
         if row is None:

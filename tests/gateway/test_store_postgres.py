@@ -130,6 +130,17 @@ async def test_a_source_has_one_owner_and_a_stale_owner_cannot_commit(store_fact
     assert await a.claim_source("zwfw", "a", 10), "released at a graceful stop: taken at once"
 
 
+async def test_a_standby_is_answered_at_once_while_the_owner_stores_a_page(store_factory, store_url) -> None:
+    a, b = await store_factory(), await store_factory()
+    assert await a.claim_source("zwfw", "a", 10)
+    async with await psycopg.AsyncConnection.connect(store_url) as owner_page:
+        # What the owner's page transaction holds while it stores (PostgresStore._ingest).
+        await owner_page.execute("SELECT owner FROM source_leases WHERE source = 'zwfw' FOR SHARE")
+        claimed = await asyncio.wait_for(b.claim_source("zwfw", "b", 10), timeout=5)
+        assert claimed is False, "owned: b stands by, without waiting for the owner's page"
+        await owner_page.rollback()
+
+
 async def test_concurrent_claims_of_a_free_source_have_one_winner(store_factory) -> None:
     stores = [await store_factory() for _ in range(5)]
     won = await asyncio.gather(*(s.claim_source("feed", f"i{n}", 10) for n, s in enumerate(stores)))
