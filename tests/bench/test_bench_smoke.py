@@ -35,6 +35,20 @@ def tiny(count: int) -> Sizes:
     return sizes
 
 
+def script(
+    name: str, *args: str, timeout: float, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/<name>`` as a user would, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+        cwd=cwd,
+    )
+
+
 def by_leg(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {leg["leg"]: leg for leg in summary["legs"]}
 
@@ -84,14 +98,7 @@ def test_postgresql_legs_with_one_and_three_instances(tmp_path: Path) -> None:
 
 
 def test_the_command_prints_a_table_then_one_json_line(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--legs", "ceiling", "--count", "60"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-        cwd=tmp_path,
-    )
+    out = script("run.py", "--quick", "--legs", "ceiling", "--count", "60", timeout=300, cwd=tmp_path)
     lines = out.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
     assert REQUIRED <= set(summary) and summary["quick"] is True
@@ -100,13 +107,7 @@ def test_the_command_prints_a_table_then_one_json_line(tmp_path: Path) -> None:
 
 
 def test_unknown_legs_are_refused(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--legs", "sqlite,bogus"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    out = script("run.py", "--legs", "sqlite,bogus", timeout=60, cwd=tmp_path, check=False)
     assert out.returncode == 2 and "unknown legs: bogus" in out.stderr
 
 
@@ -140,13 +141,7 @@ def test_with_rounds_each_leg_keeps_its_best_and_ratios_are_the_median_of_the_ro
 
 def test_store_cost_reports_cpu_per_message_for_both_stores() -> None:
     require_pg()
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "store_cost.py"), "--count", "300"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    out = script("store_cost.py", "--count", "300", timeout=300)
     results = json.loads(out.stdout.strip().splitlines()[-1])
     for store in ("sqlite", "postgresql"):
         figures = results[store]
