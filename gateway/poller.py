@@ -158,15 +158,15 @@ class SourcePoller:
 
     async def _read(self, cursor: str | None) -> PollPage:
         """The page after ``cursor``: the one read ahead when it was read from there, else a fresh read."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            if ahead[0] == cursor:
-                return await ahead[1]
-            _discard(ahead[1])
+        if self._ahead is not None and self._ahead[0] == cursor:
+            read, self._ahead = self._ahead[1], None
+            return await read
+        self._drop_ahead()
         return await self.adapter.poll(cursor, self.config.page_size)
 
     def _drop_ahead(self) -> None:
-        """Forget the page read ahead (the page before it was not stored, or the source changed hands)."""
+        """Forget the page read ahead (the page before it was not stored, the source changed hands, or it was
+        read from another cursor)."""
         if self._ahead is not None:
             _discard(self._ahead[1])
             self._ahead = None
